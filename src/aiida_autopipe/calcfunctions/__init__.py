@@ -1,0 +1,1 @@
+"""Thin calcfunctions that record light steps of core in the provenance graph."""

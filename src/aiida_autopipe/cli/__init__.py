@@ -1,0 +1,1 @@
+"""The `mlip-pipe` command line."""

@@ -1,0 +1,1 @@
+"""AiiDA-free numerics: every physics decision of the pipeline, testable without a profile."""

@@ -1,0 +1,1 @@
+"""AiiDA set-up: profiles, the localhost Computer, Codes and pseudopotential families."""

@@ -1,0 +1,1 @@
+"""Parsers of the project's CalcJobs."""

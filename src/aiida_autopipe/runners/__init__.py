@@ -1,0 +1,1 @@
+"""Console scripts that CalcJobs execute on any Computer: files in, files out, no AiiDA import."""

@@ -1,0 +1,1 @@
+"""WorkChains: one per module, nested by ActiveLearningWorkChain."""
