@@ -1,0 +1,77 @@
+"""Expanding input.yaml into the full config: heuristics fill every key, the user's values win."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from aiida_autopipe.core.config.expand import dump_full_config, expand_config, load_user_config
+from aiida_autopipe.core.config.schema import FullConfig
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+def test_seed_fept_input_expands_to_a_ferromagnetic_alloy(environment):
+    user, base = load_user_config(EXAMPLES / "fept" / "input.yaml")
+    config = expand_config(user, environment, base)
+    assert config.system.structure_type == "alloy"
+    assert config.system.composition == {"Fe": 0.5, "Pt": 0.5}
+    assert config.dft_compute.magnetism == "ferromagnetic"
+    assert (config.dft_compute.ecutwfc, config.dft_compute.ecutrho) == (90.0, 360.0)
+    assert config.dft_compute.command == ["mpirun", "--allow-run-as-root", "-np", "2", "/usr/bin/pw.x"]
+    assert config.simulation.temperature_steps == [300.0, 475.0, 650.0, 825.0, 1000.0]
+    assert config.mlip_training.loss_weights.model_dump() == {"energy": 1.0, "force": 100.0, "stress": 10.0}
+    assert config.simulation.active_learning.uncertainty_threshold == "dynamic_95percentile"
+
+
+def test_every_filled_key_has_a_recorded_decision(environment):
+    config = expand_config({"system": {"composition": "Si"}}, environment)
+    recorded = {decision.key for decision in config.decisions}
+    for section in ("system", "simulation", "exploration", "dft_compute", "mlip_training"):
+        for key in getattr(config, section).model_dump():
+            if key in ("active_learning", "pseudo_family_source"):
+                continue
+            assert f"{section}.{key}" in recorded, f"{section}.{key} has no recorded decision"
+    family = next(d for d in config.decisions if d.key == "dft_compute.pseudo_family")
+    assert family.source == "environment" and family.reason == "made up for the tests"
+
+
+def test_user_values_win_over_heuristics(environment):
+    user = {
+        "system": {"composition": "FePt", "structure_type": "ionic"},
+        "dft_compute": {"magnetism": "none", "degauss": 0.01, "command": "pw.x -nk 1"},
+        "mlip_training": {"r_cut": 6.5, "loss_weights": {"force": 50}},
+        "simulation": {"temperature": [300, 600], "active_learning": {"max_generations": 3}},
+    }
+    config = expand_config(user, environment)
+    assert config.system.structure_type == "ionic"
+    assert config.dft_compute.magnetism == "none"
+    assert config.dft_compute.degauss == 0.01
+    assert config.dft_compute.command == ["pw.x", "-nk", "1"]
+    assert config.mlip_training.r_cut == 6.5
+    assert config.mlip_training.loss_weights.model_dump() == {"energy": 1.0, "force": 50.0, "stress": 10.0}
+    assert config.simulation.active_learning.max_generations == 3
+    sources = {d.key: d.source for d in config.decisions}
+    assert sources["system.structure_type"] == "user" and sources["dft_compute.magnetism"] == "user"
+
+
+def test_structure_file_replaces_the_composition(environment):
+    user, base = load_user_config(EXAMPLES / "structure_file" / "input.yaml")
+    config = expand_config(user, environment, base)
+    assert config.system.elements == ["Mg", "O"]
+    assert config.system.composition == {"Mg": 0.5, "O": 0.5}
+    assert config.system.structure_type == "ionic"
+    assert Path(config.system.structure_file).is_absolute()
+
+
+def test_dump_round_trips_through_the_schema(environment, tmp_path):
+    config = expand_config({"system": {"composition": "FePt"}}, environment)
+    path = dump_full_config(config, tmp_path / "exec_config_dump.yaml")
+    assert FullConfig.model_validate(yaml.safe_load(path.read_text())) == config
+
+
+def test_missing_family_element_is_named(environment):
+    from aiida_autopipe.core.errors import InputError
+
+    with pytest.raises(InputError, match=r"dft_compute.pseudo_family: .*no pseudopotential for Li"):
+        expand_config({"system": {"composition": "LiF"}}, environment)
