@@ -8,7 +8,11 @@ from aiida_autopipe.core.errors import InputError
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("FePt", {"Fe": 0.5, "Pt": 0.5}), ("Fe0.25Pt0.75", {"Fe": 0.25, "Pt": 0.75}), ("Al2O3", {"Al": 0.4, "O": 0.6})],
+    [
+        ("FePt", {"Fe": 0.5, "Pt": 0.5}),
+        ("Fe0.25Pt0.75", {"Fe": 0.25, "Pt": 0.75}),
+        ("Al2O3", {"Al": 0.4, "O": 0.6}),
+    ],
 )
 def test_parse_composition_gives_atomic_fractions(text, expected):
     assert heuristics.parse_composition(text) == pytest.approx(expected)
@@ -20,7 +24,7 @@ def test_parse_composition_accepts_a_mapping_of_amounts():
 
 @pytest.mark.parametrize("text", ["Fe-Pt", "fept", "Xx2", "", "Fe(Pt"])
 def test_parse_composition_rejects_nonsense(text):
-    with pytest.raises(InputError, match="system.composition"):
+    with pytest.raises(InputError, match=r"system\.composition"):
         heuristics.parse_composition(text)
 
 
@@ -59,7 +63,11 @@ def test_r_cut_reaches_the_third_neighbour_shell():
 
 def test_launch_command_adds_allow_run_as_root_only_for_root():
     assert heuristics.launch_command("pw.x", 4, is_root=True) == [
-        "mpirun", "--allow-run-as-root", "-np", "4", "pw.x"
+        "mpirun",
+        "--allow-run-as-root",
+        "-np",
+        "4",
+        "pw.x",
     ]
     assert heuristics.launch_command("pw.x", 4, is_root=False) == ["mpirun", "-np", "4", "pw.x"]
     assert heuristics.launch_command("pw.x", 1, is_root=True) == ["pw.x"]

@@ -65,7 +65,10 @@ def setup_expand_submit(env, profile, tmp_path, *extra):
     pk = int(submitted.stdout.split("ActiveLearningWorkChain<")[1].split(">")[0])
     state = wait_for_termination(env, profile, pk)
     listing = subprocess.run(
-        [BIN / "verdi", "-p", profile, "process", "list", "-a", "-p", "1"], env=env, capture_output=True, text=True
+        [BIN / "verdi", "-p", profile, "process", "list", "-a", "-p", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
     ).stdout
     assert str(pk) in listing and "ActiveLearningWorkChain" in listing
     subprocess.run([BIN / "verdi", "-p", profile, "daemon", "stop"], env=env, capture_output=True)
@@ -98,7 +101,9 @@ def rabbitmq():
                 break
             time.sleep(2)
         else:
-            pytest.fail("RabbitMQ is not running on localhost:5672 and could not be started (apt-get install rabbitmq-server)")
+            pytest.fail(
+                "RabbitMQ is not on localhost:5672 and could not be started: apt-get install rabbitmq-server"
+            )
 
 
 @pytest.mark.services

@@ -55,11 +55,13 @@ def postgres_option(command):
     command = click.option(
         "--postgres-port", default=5432, show_default=True, envvar="AUTOPIPE_POSTGRES_PORT", type=int
     )(command)
-    command = click.option("--postgres-host", default="localhost", show_default=True, envvar="AUTOPIPE_POSTGRES_HOST")(
-        command
-    )
+    command = click.option(
+        "--postgres-host", default="localhost", show_default=True, envvar="AUTOPIPE_POSTGRES_HOST"
+    )(command)
     return click.option(
-        "--postgres", is_flag=True, help="PostgreSQL storage and RabbitMQ broker instead of SQLite and ZeroMQ."
+        "--postgres",
+        is_flag=True,
+        help="PostgreSQL storage and RabbitMQ broker instead of SQLite and ZeroMQ.",
     )(command)
 
 
@@ -105,7 +107,8 @@ def expand(input_file, output, profile_name):
     system, dft = config.system, config.dft_compute
     click.echo(
         f"{path}: {'-'.join(system.elements)} {system.structure_type}, magnetism {dft.magnetism}, "
-        f"{dft.pseudo_family} at {dft.ecutwfc:g}/{dft.ecutrho:g} Ry, T steps {config.simulation.temperature_steps}"
+        f"{dft.pseudo_family} at {dft.ecutwfc:g}/{dft.ecutrho:g} Ry, "
+        f"T steps {config.simulation.temperature_steps}"
     )
 
 
@@ -125,13 +128,17 @@ def run(input_file, submit, output, profile_name, postgres, postgres_host, postg
     run_setup(profile_name=profile_name, **_storage(postgres, postgres_host, postgres_port))
     config = _expand(input_file, profile_name)
     from aiida_autopipe.core.config.expand import dump_full_config
+    from aiida_autopipe.engines.codes import configure_launch
     from aiida_autopipe.workflows.launch import launch_active_learning
 
+    configure_launch(config.dft_compute.command, config.dft_compute.mpi_ranks)
     dump_full_config(config, output)
     click.echo(f"full config written to {output}")
     node = launch_active_learning(input_file, submit_to_daemon=submit)
     if submit:
-        click.echo(f"submitted ActiveLearningWorkChain<{node.pk}>; watch it with `verdi process report {node.pk}`")
+        click.echo(
+            f"submitted ActiveLearningWorkChain<{node.pk}>; watch it with `verdi process report {node.pk}`"
+        )
     else:
         click.echo(f"ActiveLearningWorkChain<{node.pk}> finished with exit status {node.exit_status}")
         sys.exit(0 if node.is_finished_ok else 1)
@@ -162,9 +169,15 @@ def _expand(input_file: str, profile_name: str):
 def main(argv: list[str] | None = None) -> None:
     """Entry point; a bare input file means `run` (the seed's `mlip-pipe input.yaml`)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] not in cli.commands and not argv[0].startswith("-") and Path(argv[0]).suffix in (
-        ".yaml",
-        ".yml",
+    if (
+        argv
+        and argv[0] not in cli.commands
+        and not argv[0].startswith("-")
+        and Path(argv[0]).suffix
+        in (
+            ".yaml",
+            ".yml",
+        )
     ):
         argv.insert(0, "run")
     os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")

@@ -70,6 +70,14 @@ def ensure_localhost(workdir: Path, mpirun_command: list[str], cores: int) -> or
     return computer
 
 
+def configure_launch(command: list[str], ranks: int) -> orm.Computer:
+    """Make the localhost Computer launch MPI runs the way the full config's `dft_compute.command` says."""
+    computer = orm.load_computer(LOCALHOST)
+    computer.set_mpirun_command(mpirun_template(command))
+    computer.set_default_mpiprocs_per_machine(ranks)
+    return computer
+
+
 def find_executable(name: str) -> str | None:
     """`name` on PATH, or in this Python's bin folder (where the project's own scripts live)."""
     found = shutil.which(name)
@@ -80,14 +88,14 @@ def find_executable(name: str) -> str | None:
 
 
 def ensure_code(label: str, computer: orm.Computer, executable: str | None = None) -> CodeReport:
-    """An InstalledCode `label@computer` for one of `CODES`, pointing at the given or discovered executable."""
+    """An InstalledCode `label@computer` for one of `CODES`, at the given or the discovered executable."""
     name, plugin = CODES[label]
     path = executable or find_executable(name)
     if path is None or not Path(path).is_file():
         raise InputError(
             f"codes.{label}",
             f"executable '{executable or name}' not found",
-            f"install it (pw.x: `apt-get install quantum-espresso`) or give its absolute path",
+            "install it (pw.x: `apt-get install quantum-espresso`) or give its absolute path",
         )
     try:
         code = orm.load_code(f"{label}@{computer.label}")

@@ -38,4 +38,6 @@ def _pseudo_family_facts(user_data: dict[str, Any]) -> PseudoFamilyFacts | None:
     choice = find_pseudo_family(requested)
     if choice is None:
         return None
-    return PseudoFamilyFacts(label=choice.label, source=choice.source, reason=choice.reason, cutoffs_ry=choice.cutoffs)
+    return PseudoFamilyFacts(
+        label=choice.label, source=choice.source, reason=choice.reason, cutoffs_ry=choice.cutoffs
+    )

@@ -43,7 +43,9 @@ class ProfileReport:
     note: str = ""
 
 
-def ensure_profile(name: str, storage: str = "sqlite", postgres: PostgresServer | None = None) -> ProfileReport:
+def ensure_profile(
+    name: str, storage: str = "sqlite", postgres: PostgresServer | None = None
+) -> ProfileReport:
     """Load profile `name`, creating it first if it does not exist; it becomes the default profile."""
     if storage not in STORAGE_BACKENDS:
         raise InputError("aiida.storage", f"unknown storage '{storage}'", "use 'sqlite' or 'postgres'")
@@ -73,12 +75,16 @@ def ensure_profile(name: str, storage: str = "sqlite", postgres: PostgresServer 
         config.set_default_profile(profile.name, overwrite=True)
         config.store()
     profile: Profile = load_profile(name, allow_switch=True)
-    existing = {v: k for k, v in STORAGE_BACKENDS.items()}.get(profile.storage_backend, profile.storage_backend)
+    existing = {v: k for k, v in STORAGE_BACKENDS.items()}.get(
+        profile.storage_backend, profile.storage_backend
+    )
     if not created and existing != storage:
         raise InputError(
             "aiida.storage",
             f"profile '{name}' exists with {existing} storage, not {storage}",
-            f"choose another profile name, or run with --{existing}" if existing == "postgres" else "drop --postgres",
+            f"choose another profile name, or run with --{existing}"
+            if existing == "postgres"
+            else "drop --postgres",
         )
     return ProfileReport(name, existing, profile.process_control_backend or "none", created, note)
 
@@ -107,7 +113,7 @@ def _create_postgres_database(profile_name: str, server: PostgresServer) -> dict
         connection.execute(f"{verb} ROLE \"{role}\" LOGIN PASSWORD '{password}'")
         if not connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (role,)).fetchone():
             connection.execute(
-                f"CREATE DATABASE \"{role}\" OWNER \"{role}\" ENCODING 'UTF8' "
+                f'CREATE DATABASE "{role}" OWNER "{role}" ENCODING \'UTF8\' '
                 "LC_COLLATE='C.UTF-8' LC_CTYPE='C.UTF-8' TEMPLATE=template0"
             )
     return {
@@ -143,6 +149,7 @@ def disable_rabbitmq_consumer_timeout() -> str:
         return f"could not reach RabbitMQ ({result.stderr.strip()[:120]}); add {RABBITMQ_ADVANCED_CONFIG}"
     advanced = Path("/etc/rabbitmq/advanced.config")
     if advanced.exists() or not os.access(advanced.parent, os.W_OK):
-        return f"RabbitMQ consumer_timeout disabled until restart; keep it with {RABBITMQ_ADVANCED_CONFIG} in {advanced}"
+        keep = f"put {RABBITMQ_ADVANCED_CONFIG} in {advanced} to keep it"
+        return f"RabbitMQ consumer_timeout disabled until the server restarts; {keep}"
     advanced.write_text(RABBITMQ_ADVANCED_CONFIG + "\n")
     return f"RabbitMQ consumer_timeout disabled, now and in {advanced}"

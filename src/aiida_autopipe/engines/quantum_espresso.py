@@ -33,4 +33,6 @@ def ensure_pw(install: bool = True) -> PwReport:
             tail = result.stderr.strip().splitlines()[-1:] or ["no output"]
             return PwReport(None, f"`{' '.join(command)}` failed ({tail[0]}); run `{command_text}` yourself")
     found = shutil.which("pw.x")
-    return PwReport(found, "installed Debian quantum-espresso" if found else "apt-get ran but pw.x is still missing")
+    return PwReport(
+        found, "installed Debian quantum-espresso" if found else "apt-get ran but pw.x is still missing"
+    )

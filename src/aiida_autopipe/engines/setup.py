@@ -1,7 +1,7 @@
 """`mlip-pipe setup`: everything a fresh machine needs before the first run, idempotent.
 
-Profile, pw.x, the localhost Computer, the Codes and a pseudopotential family. Each step reuses what exists, so
-running it again (as `mlip-pipe run` does) costs a second.
+Profile, pw.x, the localhost Computer, the Codes and a pseudopotential family. Each step reuses what exists,
+so running it again (as `mlip-pipe run` does) costs a second.
 """
 
 from __future__ import annotations
@@ -50,8 +50,9 @@ def run_setup(
     report = SetupReport()
     profile = ensure_profile(profile_name, storage, postgres)
     report.add(
-        "profile", f"{profile.name} ({profile.storage} storage, {profile.broker} broker)"
-        + (" created" if profile.created else " reused")
+        "profile",
+        f"{profile.name} ({profile.storage} storage, {profile.broker} broker)"
+        + (" created" if profile.created else " reused"),
     )
     if profile.note:
         report.add("broker", profile.note)
@@ -63,8 +64,13 @@ def run_setup(
 
     cores = physical_cores()
     launch = heuristics.launch_command("pw.x", heuristics.mpi_ranks(cores), os.geteuid() == 0)
-    computer = ensure_localhost(AiiDAConfigDir.get() / "scratch" / profile.name, mpirun_template(launch), cores)
-    report.add("computer", f"{computer.label} (core.direct, {cores} cores, mpirun: {' '.join(mpirun_template(launch))})")
+    computer = ensure_localhost(
+        AiiDAConfigDir.get() / "scratch" / profile.name, mpirun_template(launch), cores
+    )
+    report.add(
+        "computer",
+        f"{computer.label} (core.direct, {cores} cores, mpirun: {' '.join(mpirun_template(launch))})",
+    )
 
     for label in CODES:
         executable = pw_executable if label == "pw" else None
@@ -72,7 +78,9 @@ def run_setup(
             report.add("code", "pw: skipped, pw.x not available")
             continue
         code = ensure_code(label, computer, executable)
-        report.add("code", f"{code.label}@{computer.label} -> {code.executable}" + (" (new)" if code.created else ""))
+        report.add(
+            "code", f"{code.label}@{computer.label} -> {code.executable}" + (" (new)" if code.created else "")
+        )
 
     family = ensure_pseudo_family(list(CORE_ELEMENTS))
     report.add("pseudo", f"{family.label}: {family.reason}")

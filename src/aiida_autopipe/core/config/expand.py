@@ -42,7 +42,7 @@ class PseudoFamilyFacts:
             raise InputError(
                 "dft_compute.pseudo_family",
                 f"family '{self.label}' has no pseudopotential for {', '.join(missing)}",
-                "install a family that covers every element (e.g. `aiida-pseudo install sssp`) and name it here",
+                "install a family covering every element (e.g. `aiida-pseudo install sssp`) and name it here",
             )
         return (
             max(self.cutoffs_ry[symbol][0] for symbol in elements),
@@ -61,7 +61,7 @@ class SurrogateFacts:
 
 @dataclass(frozen=True)
 class Environment:
-    """What the heuristics need to know about the machine; gathered by `aiida_autopipe.engines.environment`."""
+    """What the heuristics need to know about the machine; gathered by `engines.environment`."""
 
     physical_cores: int
     is_root: bool
@@ -146,18 +146,26 @@ class Expansion:
                 )
             self.choose("system.composition", None, composition, f"atomic fractions of {structure_file.name}")
         elif given.composition is not None:
-            composition = self.choose("system.composition", heuristics.parse_composition(given.composition), None, "")
+            composition = self.choose(
+                "system.composition", heuristics.parse_composition(given.composition), None, ""
+            )
         elif given.elements:
             composition = {symbol: 1.0 / len(given.elements) for symbol in given.elements}
-            self.choose("system.composition", None, composition, "no composition given: equiatomic in the elements")
+            self.choose(
+                "system.composition", None, composition, "no composition given: equiatomic in the elements"
+            )
         else:
             raise InputError(
                 "system.elements", "no elements, composition or structure_file given", "list the elements"
             )
         elements = self._elements(given.elements, composition)
         classification = classify_bonding(atoms if atoms is not None else composition)
-        structure_type = self.choose("system.structure_type", given.structure_type, classification.structure_type,
-                                     classification.reason)
+        structure_type = self.choose(
+            "system.structure_type",
+            given.structure_type,
+            classification.structure_type,
+            classification.reason,
+        )
         melting = self.choose(
             "system.melting_point_guess",
             given.melting_point_guess,
@@ -174,9 +182,13 @@ class Expansion:
 
     def _elements(self, given: list[str] | None, composition: dict[str, float]) -> list[str]:
         if given is None:
-            return self.choose("system.elements", None, sorted(composition), "the elements of the composition")
+            return self.choose(
+                "system.elements", None, sorted(composition), "the elements of the composition"
+            )
         if not given:
-            raise InputError("system.elements", "the element list is empty", "list at least one element, e.g. [Si]")
+            raise InputError(
+                "system.elements", "the element list is empty", "list at least one element, e.g. [Si]"
+            )
         for symbol in given:
             heuristics.check_element(symbol)
         if len(set(given)) != len(given):
@@ -195,7 +207,10 @@ class Expansion:
         if temperature is None:
             top = round(0.8 * system["melting_point_guess"], -1)
             temperature = self.choose(
-                "simulation.temperature", None, [300.0, max(300.0, top)], "300 K to 80% of the melting point guess"
+                "simulation.temperature",
+                None,
+                [300.0, max(300.0, top)],
+                "300 K to 80% of the melting point guess",
             )
         else:
             if len(temperature) not in (1, 2) or temperature != sorted(temperature):
@@ -316,14 +331,15 @@ class Expansion:
                 "dft_compute.command",
                 None,
                 heuristics.launch_command(code, ranks, env.is_root),
-                "mpirun with one rank per core" + (", --allow-run-as-root since running as root" if env.is_root else ""),
+                "mpirun with one rank per core"
+                + (", --allow-run-as-root since running as root" if env.is_root else ""),
             )
         family = env.pseudo_family
         if given.pseudo_family is not None and (family is None or family.label != given.pseudo_family):
             raise InputError(
                 "dft_compute.pseudo_family",
                 f"family '{given.pseudo_family}' is not installed in the AiiDA profile",
-                "install it with aiida-pseudo, or leave the key out to use the family `mlip-pipe setup` installed",
+                "install it with aiida-pseudo, or leave the key out to use the set-up family",
             )
         if family is None:
             raise InputError(
@@ -331,16 +347,26 @@ class Expansion:
                 "no pseudopotential family is installed",
                 "run `mlip-pipe setup` first (it installs SSSP or an offline family)",
             )
-        self.choose("dft_compute.pseudo_family", given.pseudo_family, family.label, family.reason, "environment")
+        self.choose(
+            "dft_compute.pseudo_family", given.pseudo_family, family.label, family.reason, "environment"
+        )
         ecutwfc, ecutrho = family.cutoffs_for(system["elements"])
         ecutwfc = self.choose(
-            "dft_compute.ecutwfc", given.ecutwfc, ecutwfc, f"maximum over {system['elements']} in {family.label}"
+            "dft_compute.ecutwfc",
+            given.ecutwfc,
+            ecutwfc,
+            f"maximum over {system['elements']} in {family.label}",
         )
         ecutrho = self.choose(
-            "dft_compute.ecutrho", given.ecutrho, ecutrho, f"maximum over {system['elements']} in {family.label}"
+            "dft_compute.ecutrho",
+            given.ecutrho,
+            ecutrho,
+            f"maximum over {system['elements']} in {family.label}",
         )
         if ecutrho < 4 * ecutwfc:
-            raise InputError("dft_compute.ecutrho", f"{ecutrho} Ry is below 4 x ecutwfc", "set ecutrho >= 4 * ecutwfc")
+            raise InputError(
+                "dft_compute.ecutrho", f"{ecutrho} Ry is below 4 x ecutwfc", "set ecutrho >= 4 * ecutwfc"
+            )
         smearing, degauss = heuristics.smearing(system["structure_type"])
         reason_smearing = heuristics.smearing.__doc__.splitlines()[0]
         return {
@@ -352,7 +378,10 @@ class Expansion:
             "ecutwfc": ecutwfc,
             "ecutrho": ecutrho,
             "kpoints_density": self.choose(
-                "dft_compute.kpoints_density", given.kpoints_density, 0.15, "0.15 1/A: converged forces for metals"
+                "dft_compute.kpoints_density",
+                given.kpoints_density,
+                0.15,
+                "0.15 1/A: converged forces for metals",
             ),
             "smearing": self.choose("dft_compute.smearing", given.smearing, smearing, reason_smearing),
             "degauss": self.choose("dft_compute.degauss", given.degauss, degauss, reason_smearing),
@@ -366,10 +395,16 @@ class Expansion:
                 "dft_compute.soc_enabled", given.soc_enabled, False, "scalar-relativistic labels by default"
             ),
             "recovery_strategy": self.choose(
-                "dft_compute.recovery_strategy", given.recovery_strategy, "aggressive", "no expert to rescue SCF"
+                "dft_compute.recovery_strategy",
+                given.recovery_strategy,
+                "aggressive",
+                "no expert to rescue SCF",
             ),
             "conv_thr_per_atom": self.choose(
-                "dft_compute.conv_thr_per_atom", given.conv_thr_per_atom, 1e-10, "tight SCF: forces are labels"
+                "dft_compute.conv_thr_per_atom",
+                given.conv_thr_per_atom,
+                1e-10,
+                "tight SCF: forces are labels",
             ),
             "max_concurrent": self.choose(
                 "dft_compute.max_concurrent",
@@ -378,7 +413,10 @@ class Expansion:
                 heuristics.max_concurrent_labels.__doc__.splitlines()[0],
             ),
             "max_walltime_seconds": self.choose(
-                "dft_compute.max_walltime_seconds", given.max_walltime_seconds, 3600, "one hour per single point"
+                "dft_compute.max_walltime_seconds",
+                given.max_walltime_seconds,
+                3600,
+                "one hour per single point",
             ),
         }
 
@@ -390,8 +428,13 @@ class Expansion:
             "force": 100.0 if weights is None or weights.force is None else weights.force,
             "stress": 10.0 if weights is None or weights.stress is None else weights.stress,
         }
-        self.choose("mlip_training.loss_weights", None, loss_weights, "E:F:S = 1:100:10 unless given",
-                    source="user" if weights is not None else "heuristic")
+        self.choose(
+            "mlip_training.loss_weights",
+            None,
+            loss_weights,
+            "E:F:S = 1:100:10 unless given",
+            source="user" if weights is not None else "heuristic",
+        )
         return {
             "model": self.choose("mlip_training.model", given.model, "ace", "ACE with pacemaker"),
             "r_cut": self.choose(
@@ -427,8 +470,12 @@ class Expansion:
     def aiida(self) -> dict[str, Any]:
         given = self.user.aiida or _empty("aiida")
         return {
-            "profile": self.choose("aiida.profile", given.profile, self.environment.profile_name, "the set-up profile"),
-            "storage": self.choose("aiida.storage", given.storage, self.environment.storage, "the set-up profile"),
+            "profile": self.choose(
+                "aiida.profile", given.profile, self.environment.profile_name, "the set-up profile"
+            ),
+            "storage": self.choose(
+                "aiida.storage", given.storage, self.environment.storage, "the set-up profile"
+            ),
         }
 
 
@@ -487,11 +534,15 @@ def _as_input_error(error: ValidationError) -> InputError:
         return InputError(field_name, "unknown key", fix)
     if first["type"] == "missing":
         return InputError(field_name, "is required", "add it to input.yaml")
-    return InputError(field_name, f"{first['msg'].lower()} (got {first.get('input')!r})", "see docs: configuration")
+    return InputError(
+        field_name, f"{first['msg'].lower()} (got {first.get('input')!r})", "see docs: configuration"
+    )
 
 
 def _is_type_tag(part: Any) -> bool:
-    return isinstance(part, str) and ("[" in part or part.startswith("constrained-") or part in {"str", "float"})
+    return isinstance(part, str) and (
+        "[" in part or part.startswith("constrained-") or part in {"str", "float"}
+    )
 
 
 def _known_keys(location: list[str]) -> list[str]:
@@ -500,7 +551,9 @@ def _known_keys(location: list[str]) -> list[str]:
         if part.isdigit():
             continue
         annotation = model.model_fields[part].annotation
-        model = next(arg for arg in getattr(annotation, "__args__", (annotation,)) if hasattr(arg, "model_fields"))
+        model = next(
+            arg for arg in getattr(annotation, "__args__", (annotation,)) if hasattr(arg, "model_fields")
+        )
     return list(model.model_fields)
 
 
@@ -547,10 +600,14 @@ def read_structure(path: Path):
         atoms = read(path, index=0)
     except Exception as error:  # ASE raises many unrelated types for unreadable files
         raise InputError(
-            "system.structure_file", f"cannot read '{path.name}' ({type(error).__name__})", "give a CIF, POSCAR or extxyz"
+            "system.structure_file",
+            f"cannot read '{path.name}' ({type(error).__name__})",
+            "give a CIF, POSCAR or extxyz",
         ) from None
     if len(atoms) == 0:
-        raise InputError("system.structure_file", f"'{path.name}' holds no atoms", "give a structure with atoms")
+        raise InputError(
+            "system.structure_file", f"'{path.name}' holds no atoms", "give a structure with atoms"
+        )
     return atoms
 
 

@@ -22,7 +22,9 @@ MAGNETIC_ELEMENTS = frozenset(
 _FORMULA = re.compile(r"^(\(?[A-Z][a-z]?\d*\.?\d*\)?\d*\.?\d*)+$")
 
 
-def parse_composition(composition: str | Mapping[str, float], field: str = "system.composition") -> dict[str, float]:
+def parse_composition(
+    composition: str | Mapping[str, float], field: str = "system.composition"
+) -> dict[str, float]:
     """Atomic fractions from a formula ('FePt', 'Fe0.5Pt0.5', 'Al2O3') or a mapping of amounts.
 
     Fractions, not formula units, because SQS and off-stoichiometry work on site occupations.
@@ -31,12 +33,16 @@ def parse_composition(composition: str | Mapping[str, float], field: str = "syst
         text = composition.replace(" ", "")
         if not text or not _FORMULA.match(text):
             raise InputError(
-                field, f"cannot parse '{composition}' as a chemical formula", "write it like 'FePt' or 'Fe0.5Pt0.5'"
+                field,
+                f"cannot parse '{composition}' as a chemical formula",
+                "write it like 'FePt' or 'Fe0.5Pt0.5'",
             )
         try:
             amounts = Composition(text).get_el_amt_dict()
         except (ValueError, KeyError) as error:
-            raise InputError(field, f"cannot parse '{composition}' ({error})", "write it like 'FePt'") from None
+            raise InputError(
+                field, f"cannot parse '{composition}' ({error})", "write it like 'FePt'"
+            ) from None
     else:
         amounts = dict(composition)
     for symbol in amounts:
@@ -100,7 +106,10 @@ def smearing(structure_type: str) -> tuple[str, float]:
 
 def bond_length_scale(elements: Sequence[str]) -> float:
     """The largest nearest-neighbour distance (Angstrom) among the elements, from atomic radii."""
-    radii = [float(Element(symbol).atomic_radius or Element(symbol).atomic_radius_calculated) for symbol in elements]
+    radii = [
+        float(Element(symbol).atomic_radius or Element(symbol).atomic_radius_calculated)
+        for symbol in elements
+    ]
     return 2.0 * max(radii)
 
 

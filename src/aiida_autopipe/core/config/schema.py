@@ -8,7 +8,7 @@ typo must never be silently ignored.
 from __future__ import annotations
 
 from functools import cache
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -18,7 +18,7 @@ PositiveInt = Annotated[int, Field(gt=0)]
 
 StructureType = Literal["alloy", "molecule", "ionic", "covalent"]
 Magnetism = Literal["none", "ferromagnetic", "antiferromagnetic"]
-AutoInt = Union[Literal["auto"], PositiveInt]
+AutoInt = Literal["auto"] | PositiveInt
 
 
 class Section(BaseModel):
@@ -34,7 +34,7 @@ class SystemConfig(Section):
     composition: dict[str, NonNegativeFloat] = Field(
         description="Atomic fractions per element, normalised to sum to 1."
     )
-    structure_file: Optional[str] = Field(
+    structure_file: str | None = Field(
         description="CIF, POSCAR or extxyz file that replaces the composition; absolute path once expanded."
     )
     structure_type: StructureType = Field(description="Bonding class that selects the seed generators.")
@@ -45,12 +45,14 @@ class ActiveLearningConfig(Section):
     """How the on-the-fly learning loop runs and when it stops."""
 
     strategy: Literal["on_the_fly_md", "on_the_fly_md_kmc"]
-    surrogate_model: str = Field(description="Universal potential for exploration: 'mace_mp', 'chgnet' or a path.")
+    surrogate_model: str = Field(
+        description="Universal potential for exploration: 'mace_mp', 'chgnet' or a path."
+    )
     max_generations: PositiveInt
     converged_generations: PositiveInt = Field(
         description="Generations in a row without an uncertain event before the loop stops."
     )
-    uncertainty_threshold: Union[str, PositiveFloat] = Field(
+    uncertainty_threshold: str | PositiveFloat = Field(
         description="'dynamic_<P>percentile' (P in 95..99) of gamma over the training set, or a fixed gamma."
     )
     md_steps_per_generation: PositiveInt
@@ -69,7 +71,9 @@ class SimulationConfig(Section):
 class ExplorationConfig(Section):
     """Surrogate exploration and DIRECT selection (Module B)."""
 
-    surrogate_md_steps: PositiveInt = Field(description="Surrogate MD steps per seed structure and temperature.")
+    surrogate_md_steps: PositiveInt = Field(
+        description="Surrogate MD steps per seed structure and temperature."
+    )
     initial_label_budget: PositiveInt = Field(description="Frames picked by DIRECT for the first DFT labels.")
     descriptor: Literal["soap", "ace"]
 
@@ -78,7 +82,9 @@ class DftComputeConfig(Section):
     """pw.x settings for the labels (Module C). Cutoffs and degauss are in Ry, as pw.x reads them."""
 
     code: str = Field(description="pw.x executable: a name found on PATH or an absolute path.")
-    command: list[str] = Field(description="Full launch command, one argument per item; never run by a shell.")
+    command: list[str] = Field(
+        description="Full launch command, one argument per item; never run by a shell."
+    )
     mpi_ranks: PositiveInt
     pseudo_family: str = Field(description="aiida-pseudo family label.")
     pseudo_family_source: str = Field(description="Where the family came from.")
@@ -149,10 +155,10 @@ class FullConfig(Section):
 def _optional(annotation: Any, metadata: list[Any]) -> Any:
     """The user-tier type of a full-tier field: sections become partial sections, constraints are kept."""
     if isinstance(annotation, type) and issubclass(annotation, Section):
-        return Optional[partial_model(annotation)]
+        return partial_model(annotation) | None
     if metadata:
         annotation = Annotated[(annotation, *metadata)]
-    return Optional[annotation]
+    return annotation | None
 
 
 @cache
@@ -168,14 +174,18 @@ def partial_model(model: type[Section]) -> type[Section]:
 class UserSystem(partial_model(SystemConfig)):
     """The user may give the composition as a formula string or a mapping of amounts."""
 
-    composition: Optional[Union[str, dict[str, NonNegativeFloat]]] = None
+    composition: str | dict[str, NonNegativeFloat] | None = None
 
 
-_UserFull = partial_model(FullConfig)
+class UserDftCompute(partial_model(DftComputeConfig)):
+    """The user may give the launch command as one string; it is split and checked, never run by a shell."""
+
+    command: str | list[str] | None = None
 
 
-class UserConfig(_UserFull):
+class UserConfig(partial_model(FullConfig)):
     """What a user may write in input.yaml: the full tree, every key optional but `system`."""
 
     system: UserSystem
+    dft_compute: UserDftCompute | None = None
     decisions: None = Field(None, exclude=True)
