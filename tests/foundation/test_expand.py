@@ -75,3 +75,20 @@ def test_missing_family_element_is_named(environment):
 
     with pytest.raises(InputError, match=r"dft_compute\.pseudo_family: .*no pseudopotential for F, Li"):
         expand_config({"system": {"composition": "LiF"}}, environment)
+
+
+def test_own_upf_folder_becomes_the_family_with_its_suggested_cutoffs(aiida_profile, tmp_path):
+    import shutil
+
+    from aiida_autopipe.engines.environment import detect_environment
+
+    folder = tmp_path / "my_pseudos"
+    folder.mkdir()
+    shutil.copy("/usr/share/espresso/pseudo/Si.pbe-nl-rrkjus_psl.1.0.0.UPF", folder)
+    user = {"system": {"composition": "Si"}, "dft_compute": {"pseudo_dir": "my_pseudos"}}
+    environment = detect_environment(aiida_profile.name, user, tmp_path)
+    config = expand_config(user, environment, tmp_path)
+    assert config.dft_compute.pseudo_family.startswith("autopipe/local/PBE/")
+    assert config.dft_compute.pseudo_dir == str(folder)
+    assert (config.dft_compute.ecutwfc, config.dft_compute.ecutrho) == environment.pseudo_family.cutoffs_ry["Si"]
+    assert config.dft_compute.ecutwfc > 20

@@ -122,10 +122,16 @@ def expand(input_file, output, profile_name):
 def run(input_file, submit, output, profile_name, postgres, postgres_host, postgres_port):
     """Expand INPUT_FILE and launch ActiveLearningWorkChain (in the foreground unless --submit)."""
     from aiida_autopipe.core.config.expand import check_user_config, load_user_config
+    from aiida_autopipe.engines.environment import user_pseudo_dir
+    from aiida_autopipe.engines.pseudo_family import ensure_pseudo_family
     from aiida_autopipe.engines.setup import run_setup
 
-    check_user_config(*load_user_config(input_file))
+    user_data, base_dir = load_user_config(input_file)
+    check_user_config(user_data, base_dir)
     run_setup(profile_name=profile_name, **_storage(postgres, postgres_host, postgres_port))
+    pseudo_dir = user_pseudo_dir(user_data, base_dir)
+    if pseudo_dir is not None:
+        ensure_pseudo_family(pseudo_dir=pseudo_dir)
     config = _expand(input_file, profile_name)
     from aiida_autopipe.core.config.expand import dump_full_config
     from aiida_autopipe.engines.codes import configure_launch
@@ -162,7 +168,7 @@ def _expand(input_file: str, profile_name: str):
     from aiida_autopipe.engines.environment import detect_environment
 
     user_data, base_dir = load_user_config(input_file)
-    environment = detect_environment(profile_name, user_data)
+    environment = detect_environment(profile_name, user_data, base_dir)
     return expand_config(user_data, environment, base_dir)
 
 

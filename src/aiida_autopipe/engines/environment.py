@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 from typing import Any
 
-from aiida_autopipe.core.config.expand import Environment, PseudoFamilyFacts
+from aiida_autopipe.core.config.expand import Environment, PseudoFamilyFacts, resolve_directory
 from aiida_autopipe.engines.setup import physical_cores
 
 
-def detect_environment(profile_name: str, user_data: dict[str, Any] | None = None) -> Environment:
-    """Cores, user, pw.x and the installed pseudopotential family; read-only, even on a fresh machine."""
+def detect_environment(
+    profile_name: str, user_data: dict[str, Any] | None = None, base_dir: Path | None = None
+) -> Environment:
+    """Cores, user, pw.x and the pseudopotential family; read-only, even on a fresh machine."""
     from aiida.manage.configuration import get_config, load_profile
 
+    user_data = user_data or {}
     config = get_config(create=True)
     pseudo_family = None
     storage = "sqlite"
     if profile_name in config.profile_names:
         profile = load_profile(profile_name, allow_switch=True)
         storage = "postgres" if profile.storage_backend == "core.psql_dos" else "sqlite"
-        pseudo_family = _pseudo_family_facts(user_data or {})
+        pseudo_family = _pseudo_family_facts(user_data, base_dir or Path.cwd())
     return Environment(
         physical_cores=physical_cores(),
         is_root=os.geteuid() == 0,
@@ -31,9 +35,24 @@ def detect_environment(profile_name: str, user_data: dict[str, Any] | None = Non
     )
 
 
-def _pseudo_family_facts(user_data: dict[str, Any]) -> PseudoFamilyFacts | None:
+def user_pseudo_dir(user_data: dict[str, Any], base_dir: Path) -> Path | None:
+    """The folder of the user's own UPF files, if input.yaml names one."""
+    name = (user_data.get("dft_compute") or {}).get("pseudo_dir")
+    return None if name is None else resolve_directory(name, base_dir, "dft_compute.pseudo_dir")
+
+
+def _pseudo_family_facts(user_data: dict[str, Any], base_dir: Path) -> PseudoFamilyFacts | None:
+    from aiida_autopipe.core.pseudopotentials import family_from_directory, pseudo_cache_dir
     from aiida_autopipe.engines.pseudo_family import find_pseudo_family
 
+    pseudo_dir = user_pseudo_dir(user_data, base_dir)
+    if pseudo_dir is not None:
+        staging = pseudo_cache_dir() / "local"
+        staging.mkdir(parents=True, exist_ok=True)
+        family = family_from_directory(pseudo_dir, staging)
+        cutoffs = {el: (values["cutoff_wfc"], values["cutoff_rho"]) for el, values in family.cutoffs.items()}
+        reason = f"built from the UPF files in dft_compute.pseudo_dir ({pseudo_dir}), as input.yaml asks"
+        return PseudoFamilyFacts(label=family.label, source=family.source, reason=reason, cutoffs_ry=cutoffs)
     requested = (user_data.get("dft_compute") or {}).get("pseudo_family")
     choice = find_pseudo_family(requested)
     if choice is None:

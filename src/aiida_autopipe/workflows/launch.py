@@ -1,4 +1,4 @@
-"""Build ActiveLearningWorkChain's inputs from an input.yaml and launch it, in the foreground or on the daemon."""
+"""Build ActiveLearningWorkChain inputs from an input.yaml and launch it, in the foreground or the daemon."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def build_inputs(input_file: str | Path, profile_name: str | None = None) -> dic
     profile = profile_name or get_manager().get_profile().name
     inputs = {
         "user_config": orm.Dict(user_data),
-        "environment": orm.Dict(environment_to_dict(detect_environment(profile, user_data))),
+        "environment": orm.Dict(environment_to_dict(detect_environment(profile, user_data, base_dir))),
     }
     structure_file = (user_data.get("system") or {}).get("structure_file")
     if structure_file:

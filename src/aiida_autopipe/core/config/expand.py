@@ -350,6 +350,10 @@ class Expansion:
         self.choose(
             "dft_compute.pseudo_family", given.pseudo_family, family.label, family.reason, "environment"
         )
+        pseudo_dir = None
+        if given.pseudo_dir is not None:
+            pseudo_dir = str(resolve_directory(given.pseudo_dir, self.base_dir, "dft_compute.pseudo_dir"))
+            self.choose("dft_compute.pseudo_dir", pseudo_dir, None, "")
         ecutwfc, ecutrho = family.cutoffs_for(system["elements"])
         ecutwfc = self.choose(
             "dft_compute.ecutwfc",
@@ -374,6 +378,7 @@ class Expansion:
             "command": command,
             "mpi_ranks": ranks,
             "pseudo_family": family.label,
+            "pseudo_dir": pseudo_dir,
             "pseudo_family_source": family.source,
             "ecutwfc": ecutwfc,
             "ecutrho": ecutrho,
@@ -588,6 +593,17 @@ def resolve_structure_file(name: str, base_dir: Path) -> Path:
     if not path.is_file():
         raise InputError(
             "system.structure_file", f"file '{path}' does not exist", "give a CIF, POSCAR or extxyz path"
+        )
+    return path
+
+
+def resolve_directory(name: str, base_dir: Path, field_name: str) -> Path:
+    """A folder's absolute path, relative names taken from input.yaml's folder."""
+    path = Path(name)
+    path = path if path.is_absolute() else base_dir / path
+    if not path.is_dir():
+        raise InputError(
+            field_name, f"folder '{path}' does not exist", "give the folder that holds the files"
         )
     return path
 

@@ -87,6 +87,7 @@ class DftComputeConfig(Section):
     )
     mpi_ranks: PositiveInt
     pseudo_family: str = Field(description="aiida-pseudo family label.")
+    pseudo_dir: str | None = Field(description="A folder of your own UPF files, installed as a family.")
     pseudo_family_source: str = Field(description="Where the family came from.")
     ecutwfc: PositiveFloat = Field(description="Wave-function cutoff in Ry.")
     ecutrho: PositiveFloat = Field(description="Charge-density cutoff in Ry.")
