@@ -20,7 +20,9 @@ class ActiveLearningWorkChain(WorkChain):
         super().define(spec)
         spec.input("user_config", valid_type=orm.Dict, help="The user's input.yaml, as written.")
         spec.input("environment", valid_type=orm.Dict, help="Facts about the machine the heuristics used.")
-        spec.input("structure", valid_type=orm.StructureData, required=False, help="The user's structure file.")
+        spec.input(
+            "structure", valid_type=orm.StructureData, required=False, help="The user's structure file."
+        )
         spec.outline(
             cls.expand_config,
             cls.generate_structures,  # Module A
@@ -35,7 +37,9 @@ class ActiveLearningWorkChain(WorkChain):
             cls.validate,
             cls.results,
         )
-        spec.output("full_config", valid_type=orm.Dict, help="Every value the pipeline used, with its reason.")
+        spec.output(
+            "full_config", valid_type=orm.Dict, help="Every value the pipeline used, with its reason."
+        )
         spec.exit_code(
             301,
             "ERROR_MODULE_NOT_AVAILABLE",
@@ -43,13 +47,15 @@ class ActiveLearningWorkChain(WorkChain):
         )
 
     def expand_config(self):
-        """Fill every key of the config from the user's input and the machine facts, recorded as a calcfunction."""
+        """Fill every key of the config from the user's input and the machine facts, as a calcfunction."""
         structure = self.inputs.get("structure")
         extra = {"structure": structure} if structure is not None else {}
         self.ctx.config = expand_user_config(self.inputs.user_config, self.inputs.environment, **extra)
         self.out("full_config", self.ctx.config)
         system = self.ctx.config["system"]
-        self.report(f"config expanded: {'-'.join(system['elements'])} classified as {system['structure_type']}")
+        self.report(
+            f"config expanded: {'-'.join(system['elements'])} classified as {system['structure_type']}"
+        )
 
     def generate_structures(self):
         """Module A: seed structures from the composition or structure, without DFT."""
