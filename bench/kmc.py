@@ -1,0 +1,174 @@
+"""kMC figures: BKL steps per second (Numba vs the same kernel as pure Python) and what tiered rates save.
+
+Reproduce: `uv run python bench/kmc.py` (about 2-3 minutes on 2 cores; `--skip-tiering` for the first part).
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from aiida_autopipe.core.kmc.lattice import HopCatalogue, LatticeGasKMC, LatticeGasModel, square_lattice
+
+SIZE = 100  # 10,000 sites
+
+
+def lattice_gas(coverage: float, interaction: float, seed: int = 0) -> LatticeGasKMC:
+    lattice = square_lattice(SIZE, 2.55)
+    model = LatticeGasModel(barrier=0.4, interaction=interaction, temperature=500.0)
+    catalogue = HopCatalogue.from_model(model, lattice.coordination)
+    sites = np.random.default_rng(seed).choice(
+        lattice.n_sites, int(coverage * lattice.n_sites), replace=False
+    )
+    return LatticeGasKMC(lattice, np.zeros(lattice.n_sites), catalogue, sites, 2 if interaction else 1, seed)
+
+
+def steps_per_second(kmc: LatticeGasKMC, n_steps: int) -> float:
+    """Per CPU second of this process: the machine is shared, so wall time would measure the neighbours."""
+    start = time.process_time()
+    done = kmc.run(n_steps).n_steps
+    return done / (time.process_time() - start)
+
+
+def pure_python(coverage: float, interaction: float, n_steps: int) -> float:
+    """The same kernel with NUMBA_DISABLE_JIT=1, in a fresh interpreter."""
+    command = [sys.executable, __file__, "--pure-python", str(coverage), str(interaction), str(n_steps)]
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
+    return float(
+        subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout.split()[-1]
+    )
+
+
+def bench_kernel() -> None:
+    print(f"BKL kMC on a {SIZE}x{SIZE} periodic square lattice ({SIZE * SIZE} sites), nearest-neighbour hops")
+    print(f"{'case':34s} {'Numba steps/s':>14s} {'Python steps/s':>15s} {'speed-up':>9s}")
+    for coverage, interaction, label in [
+        (0.05, 0.0, "dilute gas, no interaction"),
+        (0.5, 0.0, "half filled, no interaction"),
+        (0.5, -0.05, "half filled, NN attraction 0.05 eV"),
+    ]:
+        kmc = lattice_gas(coverage, interaction)
+        kmc.run(10_000)  # JIT compilation (or cache load) happens here
+        numba_rate = max(steps_per_second(kmc, 2_000_000) for _ in range(3))
+        python_rate = pure_python(coverage, interaction, 5_000)
+        print(f"{label:34s} {numba_rate:14.3e} {python_rate:15.3e} {numba_rate / python_rate:9.0f}x")
+
+
+def bench_tiering() -> None:
+    """Vacancy hops in EMT Cu-Au (10 % Au, three vacancies, 105 atoms): every hop's saddle by the dimer
+    method, Vineyard prefactors from partial Hessians (the hopping atom and its four window atoms) for all
+    events (full) or for the top events by Tier-1 share only (tiered)."""
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+    from ase.geometry import find_mic
+
+    from aiida_autopipe.core.kmc.events import dimer_saddle, relax
+    from aiida_autopipe.core.kmc.rates import (
+        arrhenius_rate,
+        finite_difference_hessian,
+        rate_errors,
+        tiered_rates,
+        vineyard_prefactor,
+    )
+
+    temperature = 400.0
+    rng = np.random.default_rng(1)
+    crystal = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(3)
+    crystal.symbols[rng.choice(len(crystal), 11, replace=False)] = "Au"
+    vacancies = [0, 54, 81]
+    hops = []  # (atom index after deletion, hop vector)
+    keep = np.setdiff1d(np.arange(len(crystal)), vacancies)
+    for vacancy in vacancies:
+        vectors, distances = find_mic(crystal.positions - crystal.positions[vacancy], crystal.cell)
+        for atom in np.flatnonzero((distances > 0.1) & (distances < 2.6)):
+            if atom in keep:
+                hops.append((int(np.searchsorted(keep, atom)), -vectors[atom]))
+    start = time.perf_counter()
+    minimum = relax(crystal[keep], EMT(), fmax=0.005)
+    events = []
+    for atom, vector in hops:
+        push = np.zeros((len(minimum), 3))
+        push[atom] = 0.4 * vector
+        events.append(dimer_saddle(minimum, EMT(), push))
+    search_time = time.perf_counter() - start
+    barriers = np.array([event.barrier for event in events])
+    hessian_calls = {"count": 0}
+
+    def prefactor_of(index):
+        atom, vector = hops[index]
+        middle = minimum.positions[atom] + 0.5 * vector
+        _, distances = find_mic(minimum.positions - middle, minimum.cell)
+        region = np.flatnonzero(distances < 2.1)
+        at_minimum, at_saddle = minimum.copy(), events[index].saddle.copy()
+        at_minimum.calc, at_saddle.calc = EMT(), EMT()
+        hessian_calls["count"] += 2
+        return vineyard_prefactor(
+            finite_difference_hessian(at_minimum, region),
+            finite_difference_hessian(at_saddle, region),
+            minimum.get_masses()[region],
+            n_zero_modes=0,
+        )
+
+    start = time.perf_counter()
+    full_prefactors = np.array([prefactor_of(i) for i in range(len(events))])
+    full_time, full_hessians = time.perf_counter() - start, hessian_calls["count"]
+    full_rates = arrhenius_rate(barriers, temperature, full_prefactors)
+    print(f"\nTiered rates: {len(events)} vacancy-hop events in EMT Cu-Au at {temperature:g} K")
+    print(
+        f"  saddle searches (dimer): {search_time:.1f} s; "
+        f"barriers {barriers.min():.3f}-{barriers.max():.3f} eV"
+    )
+    print(f"  Vineyard prefactors: {full_prefactors.min():.2e}-{full_prefactors.max():.2e} Hz")
+    print(f"  full Tier 2: {full_hessians} Hessians (2 partial ones per event), {full_time:.1f} s")
+    print(
+        f"  {'Tier-1 share':>12s} {'Tier-2 events':>13s} {'Hessians':>8s} {'saved':>6s} "
+        f"{'top-event p':>11s} {'K':>7s}"
+    )
+    for calibrate in (False, True):
+        print(
+            "  Tier 1 with " + ("the mean Tier-2 prefactor" if calibrate else "the fixed 1e12 Hz prefactor")
+        )
+        for share in (0.8, 0.9, 0.95, 0.99):
+            # The Tier-2 values are the ones computed above: the same numbers tiering would compute.
+            tiered = tiered_rates(
+                barriers, temperature, full_prefactors.__getitem__, share, calibrate_tier1=calibrate
+            )
+            errors = rate_errors(tiered, full_rates)
+            hessians = 2 * tiered.n_tier2
+            print(
+                f"  {share:12.2f} {tiered.n_tier2:13d} {hessians:8d} {full_hessians / hessians:5.1f}x "
+                f"{errors['top_probability']:11.2%} {errors['total_rate']:7.2%}"
+            )
+    print(
+        "  (top-event p: largest relative error of a Tier-2 event's selection probability k_i/K;"
+        " K: total rate)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--skip-tiering", action="store_true")
+    parser.add_argument("--pure-python", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.pure_python:
+        coverage, interaction, n_steps = (
+            float(args.pure_python[0]),
+            float(args.pure_python[1]),
+            int(args.pure_python[2]),
+        )
+        print(steps_per_second(lattice_gas(coverage, interaction), n_steps))
+        return
+    print(
+        "reproduce: uv run python bench/kmc.py   "
+        f"(host: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f})"
+    )
+    bench_kernel()
+    if not args.skip_tiering:
+        bench_tiering()
+
+
+if __name__ == "__main__":
+    main()

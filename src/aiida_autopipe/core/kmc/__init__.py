@@ -1,0 +1,1 @@
+"""Adaptive kinetic Monte Carlo: BKL lattice-gas kernel, tiered rates, saddle searches with ASE."""
