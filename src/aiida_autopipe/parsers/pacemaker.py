@@ -1,0 +1,148 @@
+"""``PacemakerParser``: the potential files, train/test errors, loss history and measured cost of a fit."""
+
+from __future__ import annotations
+
+import io
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from aiida import orm
+from aiida.parsers import Parser
+
+from aiida_autopipe.calculations.pacemaker import labelled_frames as _frames
+from aiida_autopipe.core.baseline import (
+    ReferencePlusACECalculator,
+    ReferencePotential,
+    ace_lammps_snippet,
+    stress_matrix,
+)
+from aiida_autopipe.core.pacemaker_input import error_metrics
+
+TIMING_PATTERN = re.compile(r"Overall timing \(mcs/atom\):\s*([0-9.eE+-]+)")
+HISTORY_COLUMNS = ("iter_num", "loss", "rmse_epa", "rmse_f_comp", "mae_f_comp")
+
+
+class PacemakerParser(Parser):
+    """Turn a pacemaker job's retrieved files into outputs; numbered exit codes for what is missing."""
+
+    def parse(self, **kwargs):
+        try:
+            retrieved = self.retrieved
+            names = set(retrieved.list_object_names())
+        except Exception:
+            return self.exit_codes.ERROR_NO_RETRIEVED_FILES
+        calc = self.node.process_class
+        if calc._POTENTIAL_YAML not in names:
+            return self.exit_codes.ERROR_PACEMAKER_FAILED.format(log_tail=self._log_tail(retrieved, names))
+        if calc._POTENTIAL_YACE not in names:
+            return self.exit_codes.ERROR_MISSING_YACE
+        if "activeset_code" in self.node.inputs and calc._ACTIVE_SET not in names:
+            return self.exit_codes.ERROR_MISSING_ACTIVE_SET
+        if "train_pred.pckl.gzip" not in names:
+            return self.exit_codes.ERROR_MISSING_PREDICTIONS
+
+        reference = None
+        if "reference" in self.node.inputs:
+            reference = ReferencePotential.from_dict(self.node.inputs.reference.get_dict())
+
+        with tempfile.TemporaryDirectory() as tmp:
+            potential_path = Path(tmp) / calc._POTENTIAL_YAML
+            potential_path.write_bytes(retrieved.get_object_content(calc._POTENTIAL_YAML, mode="rb"))
+            model = ReferencePlusACECalculator(str(potential_path), reference=reference)
+            output_parameters = self._errors(retrieved, names, model)
+
+        if not all(
+            np.isfinite(v) for split in ("train", "test") for v in output_parameters.get(split, {}).values()
+        ):
+            return self.exit_codes.ERROR_NON_FINITE_ERRORS
+
+        if "timing_code" in self.node.inputs:
+            match = "timing.out" in names and TIMING_PATTERN.search(
+                retrieved.get_object_content("timing.out")
+            )
+            if not match:
+                return self.exit_codes.ERROR_MISSING_TIMING
+            output_parameters["evaluation_cost_us_per_atom_step"] = float(match.group(1))
+        if "metrics.txt" in names:
+            output_parameters.update(self._basis_size(retrieved))
+        self.out("output_parameters", orm.Dict(output_parameters))
+
+        for link, filename in (
+            ("potential_yaml", calc._POTENTIAL_YAML),
+            ("potential_yace", calc._POTENTIAL_YACE),
+            ("active_set", calc._ACTIVE_SET),
+        ):
+            if filename in names:
+                content = retrieved.get_object_content(filename, mode="rb")
+                self.out(link, orm.SinglefileData(io.BytesIO(content), filename=filename))
+
+        elements = sorted(
+            {s for atoms in _frames(self.node.inputs.dataset) for s in atoms.get_chemical_symbols()}
+        )
+        snippet = (
+            reference.lammps_snippet(calc._POTENTIAL_YACE, elements)
+            if reference is not None
+            else ace_lammps_snippet(calc._POTENTIAL_YACE, elements)
+        )
+        self.out(
+            "lammps_snippet", orm.SinglefileData(io.BytesIO(snippet.encode()), filename="pair_style.lammps")
+        )
+        self.out("loss_history", self._loss_history(retrieved, names))
+        return None
+
+    def _errors(self, retrieved, names, model) -> dict:
+        """Errors of the total model: energy/forces from pacemaker's predictions, stress evaluated here."""
+        frames = _frames(self.node.inputs.dataset)
+        test_frames = _frames(self.node.inputs.test_dataset) if "test_dataset" in self.node.inputs else frames
+
+        def stress_model(atoms):
+            copy = atoms.copy()
+            copy.calc = model
+            return stress_matrix(copy.get_stress())
+
+        output = {}
+        for split, filename, split_frames in (
+            ("train", "train_pred.pckl.gzip", frames),
+            ("test", "test_pred.pckl.gzip", test_frames),
+        ):
+            if filename in names:
+                with retrieved.open(filename, mode="rb") as handle:
+                    predictions = pd.read_pickle(handle, compression="gzip")
+                output[split] = error_metrics(predictions, split_frames, stress_model)
+        return output
+
+    @staticmethod
+    def _loss_history(retrieved, names) -> orm.ArrayData:
+        history = orm.ArrayData()
+        for split, filename in (("train", "metrics.txt"), ("test", "test_metrics.txt")):
+            if filename not in names:
+                continue
+            table = pd.read_csv(io.StringIO(retrieved.get_object_content(filename)), sep=r"\s+")
+            if len(table) and all(column in table for column in HISTORY_COLUMNS):
+                history.set_array(split, table[list(HISTORY_COLUMNS)].to_numpy(dtype=float))
+        history.base.attributes.set("columns", list(HISTORY_COLUMNS))
+        return history
+
+    @staticmethod
+    def _basis_size(retrieved) -> dict:
+        """Number of basis functions and of fitted coefficients, from pacemaker's final metrics."""
+        table = pd.read_csv(io.StringIO(retrieved.get_object_content("metrics.txt")), sep=r"\s+")
+        if not len(table):
+            return {}
+        last = table.iloc[-1]
+        return {
+            "n_functions": int(last["nfuncs"]),
+            "n_coefficients": int(last["ncoefs"]),
+            "iterations": int(last["iter_num"]),
+        }
+
+    @staticmethod
+    def _log_tail(retrieved, names) -> str:
+        for filename in ("pacemaker.out", "log.txt"):
+            if filename in names:
+                lines = retrieved.get_object_content(filename).strip().splitlines()
+                return " | ".join(lines[-3:]) if lines else "(empty log)"
+        return "(no log)"
