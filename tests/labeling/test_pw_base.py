@@ -1,0 +1,111 @@
+"""AutopipePwBaseWorkChain's recovery chain on real pw.x runs that really fail to converge."""
+
+import itertools
+
+import pytest
+from aiida import orm
+from aiida.engine import run_get_node
+from labeling_helpers import silicon
+
+from aiida_autopipe.core.dft_parameters import scf_parameters
+from aiida_autopipe.workflows.pw_base import RECOVERY_EXTRA, AutopipePwBaseWorkChain
+
+pytestmark = pytest.mark.pw
+
+
+def pw_base_inputs(pw_code, pseudo_family, electrons, strategy="aggressive", max_iterations=8):
+    """Inputs for a Si2 single point at 16 Ry, a 3x3x3 mesh, with ELECTRONS overridden by ``electrons``."""
+    structure = silicon()
+    parameters = scf_parameters(
+        n_atoms=2, ecutwfc=16.0, ecutrho=64.0, degauss=0.02, conv_thr_per_atom=2e-10, electron_maxstep=100
+    )
+    parameters["ELECTRONS"].update(electrons)
+    kpoints = orm.KpointsData()
+    kpoints.set_kpoints_mesh([3, 3, 3])
+    return {
+        "pw": {
+            "code": pw_code,
+            "structure": structure,
+            "pseudos": pseudo_family.get_pseudos(structure=structure),
+            "parameters": orm.Dict(parameters),
+            "metadata": {"options": {"resources": {"num_machines": 1}, "withmpi": False}},
+        },
+        "kpoints": kpoints,
+        "recovery_strategy": orm.Str(strategy),
+        "max_iterations": orm.Int(max_iterations),
+    }
+
+
+def calculations(node):
+    """The PwCalculations of a work chain, in launch order."""
+    return sorted(node.called, key=lambda child: child.ctime)
+
+
+def test_full_chain_in_order_then_no_output(pw_code, pseudo_family):
+    """One SCF step per run can never reach conv_thr: every step of the chain fires once, in order, each run
+    restarting from the previous charge density, and the work chain ends without any output parameters."""
+    inputs = pw_base_inputs(pw_code, pseudo_family, {"electron_maxstep": 1, "conv_thr": 1e-13})
+    _, node = run_get_node(AutopipePwBaseWorkChain, **inputs)
+
+    assert node.exit_status == AutopipePwBaseWorkChain.exit_codes.ERROR_SCF_RECOVERY_EXHAUSTED.status
+    assert "output_parameters" not in node.outputs
+    recovery = node.base.extras.get(RECOVERY_EXTRA)
+    assert [(entry["handler"], entry["changes"]) for entry in recovery] == [
+        ("handle_scf_lower_mixing_beta", {"ELECTRONS.mixing_beta": [0.7, 0.5]}),
+        ("handle_scf_lower_mixing_beta", {"ELECTRONS.mixing_beta": [0.5, 0.3]}),
+        ("handle_scf_local_tf_mixing", {"ELECTRONS.mixing_mode": ["plain", "local-TF"]}),
+        ("handle_scf_raise_degauss", {"SYSTEM.degauss": [0.02, 0.05]}),
+        ("handle_scf_cg_diagonalization", {"ELECTRONS.diagonalization": ["david", "cg"]}),
+    ]
+    runs = calculations(node)
+    assert len(runs) == 6
+    assert all(run.exit_status == 410 for run in runs)
+    for previous, run in itertools.pairwise(runs):
+        assert run.inputs.parameters["ELECTRONS"]["startingpot"] == "file"
+        assert run.inputs.parent_folder.uuid == previous.outputs.remote_folder.uuid
+    last = runs[-1].inputs.parameters.get_dict()
+    assert last["ELECTRONS"]["mixing_beta"] == 0.3
+    assert last["ELECTRONS"]["mixing_mode"] == "local-TF"
+    assert last["ELECTRONS"]["diagonalization"] == "cg"
+    assert last["SYSTEM"]["degauss"] == 0.05
+
+
+def test_raised_degauss_is_recomputed_at_requested_smearing(pw_code, pseudo_family):
+    """Mixing already at the floor and local-TF: the first failure raises degauss; once that run converges the
+    label is recomputed at the requested degauss from its density. From scratch Si2 needs 9 steps here, from a
+    density 5, so electron_maxstep 6 fails once and then converges twice."""
+    electrons = {"electron_maxstep": 6, "mixing_beta": 0.3, "mixing_mode": "local-TF"}
+    _, node = run_get_node(AutopipePwBaseWorkChain, **pw_base_inputs(pw_code, pseudo_family, electrons))
+
+    assert node.is_finished_ok, node.exit_status
+    recovery = node.base.extras.get(RECOVERY_EXTRA)
+    assert [(entry["handler"], entry["changes"]) for entry in recovery] == [
+        ("handle_scf_raise_degauss", {"SYSTEM.degauss": [0.02, 0.05]}),
+        ("handle_recompute_at_requested_degauss", {"SYSTEM.degauss": [0.05, 0.02]}),
+    ]
+    first, raised, final = calculations(node)
+    assert first.exit_status == 410
+    assert raised.is_finished_ok and raised.inputs.parameters["SYSTEM"]["degauss"] == 0.05
+    assert final.inputs.parameters["SYSTEM"]["degauss"] == 0.02
+    assert final.inputs.parameters["ELECTRONS"]["startingpot"] == "file"
+    assert final.inputs.parent_folder.uuid == raised.outputs.remote_folder.uuid
+    assert node.outputs.output_parameters.uuid == final.outputs.output_parameters.uuid
+    assert node.outputs.output_parameters["energy"] != raised.outputs.output_parameters["energy"]
+
+
+def test_default_strategy_is_aiida_quantumespresso_behaviour(pw_code, pseudo_family):
+    """`recovery_strategy: default` leaves only aiida-quantumespresso's handler: mixing_beta times 0.8."""
+    inputs = pw_base_inputs(
+        pw_code,
+        pseudo_family,
+        {"electron_maxstep": 1, "conv_thr": 1e-13},
+        strategy="default",
+        max_iterations=2,
+    )
+    _, node = run_get_node(AutopipePwBaseWorkChain, **inputs)
+
+    assert node.exit_status == AutopipePwBaseWorkChain.exit_codes.ERROR_MAXIMUM_ITERATIONS_EXCEEDED.status
+    assert RECOVERY_EXTRA not in node.base.extras.all
+    _, second = calculations(node)
+    assert second.inputs.parameters["ELECTRONS"]["mixing_beta"] == pytest.approx(0.7 * 0.8)
+    assert "mixing_mode" not in second.inputs.parameters["ELECTRONS"]
