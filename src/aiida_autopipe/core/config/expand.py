@@ -423,6 +423,18 @@ class Expansion:
                 3600,
                 "one hour per single point",
             ),
+            "electron_maxstep": self.choose(
+                "dft_compute.electron_maxstep",
+                given.electron_maxstep,
+                100,
+                "pw.x's default; recovery handles more",
+            ),
+            "max_iterations": self.choose(
+                "dft_compute.max_iterations",
+                given.max_iterations,
+                8,
+                "room for every step of the recovery chain, from the first run to the cg restart",
+            ),
         }
 
     def mlip_training(self, system: dict[str, Any]) -> dict[str, Any]:

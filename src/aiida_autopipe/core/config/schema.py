@@ -100,6 +100,8 @@ class DftComputeConfig(Section):
     conv_thr_per_atom: PositiveFloat = Field(description="SCF threshold per atom in Ry.")
     max_concurrent: PositiveInt = Field(description="Most pw.x runs in flight at once.")
     max_walltime_seconds: PositiveInt
+    electron_maxstep: PositiveInt = Field(description="SCF iterations per pw.x run.")
+    max_iterations: PositiveInt = Field(description="pw.x runs per structure, recovery restarts included.")
 
 
 class LossWeights(Section):
@@ -116,7 +118,7 @@ class MlipTrainingConfig(Section):
     model: Literal["ace"]
     r_cut: PositiveFloat = Field(description="Radial cutoff in Angstrom.")
     delta_learning: bool
-    base_potential: Literal["lj_auto", "none"]
+    base_potential: Literal["lj_auto"]
     loss_weights: LossWeights
     body_order: AutoInt
     polynomial_degree: AutoInt
