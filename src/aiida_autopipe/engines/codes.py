@@ -19,10 +19,16 @@ from aiida_autopipe.core.errors import InputError
 LOCALHOST = "localhost"
 
 #: Code label -> (executable name, CalcJob plugin it runs). Labels are what workflows look codes up by.
+#: pacemaker's helpers run inside the same PacemakerCalculation job, so they have no plugin of their own.
 CODES = {
     "pw": ("pw.x", "quantumespresso.pw"),
     "pacemaker": ("pacemaker", "autopipe.pacemaker"),
+    "pace_yaml2yace": ("pace_yaml2yace", None),
+    "pace_activeset": ("pace_activeset", None),
+    "pace_timing": ("pace_timing", None),
     "autopipe-surrogate": ("autopipe-surrogate", "autopipe.surrogate"),
+    "autopipe-otf-md": ("autopipe-otf-md", "autopipe.otf_md"),
+    "autopipe-kmc": ("autopipe-kmc", "autopipe.kmc"),
 }
 
 

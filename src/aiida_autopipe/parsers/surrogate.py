@@ -1,0 +1,69 @@
+"""``SurrogateParser``: trajectory arrays, run records and relaxed structures of a surrogate job."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+from aiida import orm
+from aiida.parsers import Parser
+
+from aiida_autopipe.runners.surrogate import RESULTS_FILE, TRAJECTORY_FILE, frame_atoms
+
+STATUS_EXIT_CODES = {
+    "invalid_input": "ERROR_INVALID_INPUT",
+    "surrogate_unavailable": "ERROR_SURROGATE_UNAVAILABLE",
+}
+
+
+class SurrogateParser(Parser):
+    """Map results.json's status to exit codes; store all frames as one ArrayData."""
+
+    def parse(self, **kwargs):
+        names = set(self.retrieved.list_object_names())
+        if RESULTS_FILE not in names:
+            return self.exit_codes.ERROR_MISSING_OUTPUT.format(stderr_tail=self._stderr_tail(names))
+        try:
+            results = json.loads(self.retrieved.get_object_content(RESULTS_FILE))
+        except ValueError:
+            return self.exit_codes.ERROR_READING_OUTPUT
+        status = results.get("status")
+        if status in STATUS_EXIT_CODES:
+            self.out("output_parameters", orm.Dict(results))
+            return getattr(self.exit_codes, STATUS_EXIT_CODES[status]).format(
+                message=results.get("message", "")
+            )
+        try:
+            content = self.retrieved.get_object_content(TRAJECTORY_FILE, mode="rb")
+            arrays = dict(np.load(io.BytesIO(content)))
+        except (OSError, ValueError, FileNotFoundError):
+            return self.exit_codes.ERROR_READING_OUTPUT
+
+        trajectory = orm.ArrayData()
+        for name, array in arrays.items():
+            trajectory.set_array(name, array)
+        self.out("trajectory", trajectory)
+        self.out("output_parameters", orm.Dict(results))
+        relaxed = relaxed_structures(results, arrays)
+        if relaxed:
+            self.out("relaxed_structures", relaxed)
+        if status == "all_unstable":
+            return self.exit_codes.ERROR_ALL_RUNS_UNSTABLE
+        return None
+
+    def _stderr_tail(self, names: set[str]) -> str:
+        for name in ("_scheduler-stderr.txt", "surrogate.out"):
+            if name in names:
+                return self.retrieved.get_object_content(name)[-500:]
+        return "no stderr retrieved"
+
+
+def relaxed_structures(results: dict, arrays: dict[str, np.ndarray]) -> dict[str, orm.StructureData]:
+    """Last frame of every relaxation that did not blow up, keyed by the seed structure's label."""
+    structures = {}
+    for record in results.get("runs", []):
+        if record["kind"] == "relax" and record["status"] != "unstable" and record["n_frames"]:
+            atoms = frame_atoms(arrays, record["first_frame"] + record["n_frames"] - 1)
+            structures[record["structure_label"]] = orm.StructureData(ase=atoms)
+    return structures
