@@ -109,3 +109,27 @@ def test_default_strategy_is_aiida_quantumespresso_behaviour(pw_code, pseudo_fam
     _, second = calculations(node)
     assert second.inputs.parameters["ELECTRONS"]["mixing_beta"] == pytest.approx(0.7 * 0.8)
     assert "mixing_mode" not in second.inputs.parameters["ELECTRONS"]
+
+
+def test_crashed_run_is_retried_once_then_reported(pw_code, pseudo_family):
+    """Two Fe atoms 0.42 A apart make pw.x abort in the first diagonalisation (overlapping ultrasoft
+    augmentation): the crash handler restarts from scratch once, then the work chain fails with no output."""
+    from ase import Atoms
+
+    overlapping = orm.StructureData(
+        ase=Atoms("Fe2", cell=[2.83] * 3, scaled_positions=[[0, 0, 0], [0.15, 0, 0]], pbc=True)
+    )
+    inputs = pw_base_inputs(pw_code, pseudo_family, {})
+    parameters = scf_parameters(
+        n_atoms=2, ecutwfc=16.0, ecutrho=64.0, degauss=0.02, conv_thr_per_atom=2e-10, electron_maxstep=100
+    )
+    inputs["pw"].update(
+        structure=overlapping,
+        pseudos=pseudo_family.get_pseudos(structure=overlapping),
+        parameters=orm.Dict(parameters),
+    )
+    _, node = run_get_node(AutopipePwBaseWorkChain, **inputs)
+
+    assert node.exit_status == AutopipePwBaseWorkChain.exit_codes.ERROR_REPEATED_CRASH.status
+    assert "output_parameters" not in node.outputs
+    assert [entry["handler"] for entry in node.base.extras.get(RECOVERY_EXTRA)] == ["handle_crashed_run"]

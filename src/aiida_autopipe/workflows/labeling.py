@@ -11,6 +11,7 @@ from aiida_quantumespresso.workflows.protocols.utils import ProtocolMixin
 
 from aiida_autopipe.calcfunctions.labels import assemble_label, relabel_kinds
 from aiida_autopipe.core import dft_parameters
+from aiida_autopipe.core.structures.sanity import check_structure
 from aiida_autopipe.workflows.pw_base import RECOVERY_EXTRA, AutopipePwBaseWorkChain
 
 PseudoPotentialFamily = GroupFactory("pseudo.family")
@@ -230,8 +231,16 @@ class LabelingWorkChain(ProtocolMixin, WorkChain):
                 )
 
         self.ctx.family_pk = family.pk
-        self.ctx.queue = [self.first_task(key) for key in sorted(self.inputs.structures)]
-        self.ctx.pending = {key: 1 for key in self.inputs.structures}
+        self.ctx.rejected = {}
+        for key in sorted(self.inputs.structures):
+            verdict = check_structure(self.inputs.structures[key].get_ase(), check_density=False)
+            if not verdict.passed:
+                # pw.x converges even with atoms on top of each other: such a label would poison the fit.
+                self.ctx.rejected[key] = verdict.reason
+                self.report(f"{key}: rejected before pw.x ({verdict.reason})")
+        accepted = [key for key in sorted(self.inputs.structures) if key not in self.ctx.rejected]
+        self.ctx.queue = [self.first_task(key) for key in accepted]
+        self.ctx.pending = {key: 1 for key in accepted}
         self.ctx.results = {key: {SCALAR: {}, SPIN_ORBIT: {}} for key in self.inputs.structures}
         self.ctx.chosen = {}
         return None
@@ -413,7 +422,9 @@ class LabelingWorkChain(ProtocolMixin, WorkChain):
             results = self.ctx.results[key]
             final = results[final_stage].get(chosen) if chosen else None
             entry = {"magnetic_state": chosen, "states": results[SCALAR], "spin_orbit": results[SPIN_ORBIT]}
-            if final is None or final["energy"] is None:
+            if key in self.ctx.rejected:
+                entry["status"] = f"rejected: {self.ctx.rejected[key]}"
+            elif final is None or final["energy"] is None:
                 entry["status"] = "failed"
                 self.report(f"{key}: no converged {final_stage} run, left out of the labels")
             else:
