@@ -1,10 +1,13 @@
-"""kMC figures: BKL steps per second (Numba vs the same kernel as pure Python) and what tiered rates save.
+"""kMC figures: BKL steps per second (Numba vs pure Python: a list-based BKL and the same kernel without JIT)
+and what tiered rates save.
 
-Reproduce: `uv run python bench/kmc.py` (about 2-3 minutes on 2 cores; `--skip-tiering` for the first part).
+Reproduce: `uv run python bench/kmc.py` (about 3-4 minutes on 2 cores; `--skip-tiering` for the first part).
 """
 
 import argparse
+import math
 import os
+import random
 import subprocess
 import sys
 import time
@@ -26,25 +29,100 @@ def lattice_gas(coverage: float, interaction: float, seed: int = 0) -> LatticeGa
     return LatticeGasKMC(lattice, np.zeros(lattice.n_sites), catalogue, sites, 2 if interaction else 1, seed)
 
 
-def steps_per_second(kmc: LatticeGasKMC, n_steps: int) -> float:
-    """Per CPU second of this process: the machine is shared, so wall time would measure the neighbours."""
-    start = time.process_time()
+def steps_per_second(kmc: LatticeGasKMC, n_steps: int) -> tuple[float, float]:
+    """(steps per CPU second of this process, steps per wall second): the machine is shared, so wall time
+    also measures the neighbours."""
+    wall, cpu = time.perf_counter(), time.process_time()
     done = kmc.run(n_steps).n_steps
-    return done / (time.process_time() - start)
+    return done / (time.process_time() - cpu), done / (time.perf_counter() - wall)
 
 
-def pure_python(coverage: float, interaction: float, n_steps: int) -> float:
-    """The same kernel with NUMBA_DISABLE_JIT=1, in a fresh interpreter."""
+def idiomatic_python_bkl(kmc: LatticeGasKMC, n_steps: int) -> int:
+    """The same n-fold-way BKL written as plain Python on lists (class blocks of one slot list, neighbour
+    table, affected slots, per-site masks of occupied neighbours, rate class looked up by occupation code,
+    `random` and `math`): the fair baseline, unlike the kernel run without JIT, which indexes NumPy arrays
+    one scalar at a time."""
+    neighbours = kmc.lattice.neighbours.tolist()
+    reverse = kmc.lattice.reverse.tolist()
+    affected = [sorted(set(row)) for row in kmc.affected.tolist()]  # slots whose rate a hop can alter
+    class_of_code, class_rates = kmc.class_of_code.tolist(), kmc.class_rates.tolist()
+    event_class, order, position = kmc.event_class.tolist(), kmc.order.tolist(), kmc.position.tolist()
+    start = kmc.start.tolist()
+    occupied = (kmc.occupation >= 0).tolist()
+    types, n_types = kmc.site_types.tolist(), kmc.catalogue.n_types
+    context, z, no_hop = kmc.context, len(reverse), len(class_rates)
+    mask = [sum(occupied[n] << (z - 1 - d) for d, n in enumerate(row)) for row in neighbours]
+
+    def drop_bit(bits, position):
+        return ((bits >> (position + 1)) << position) | (bits & ((1 << position) - 1))
+
+    def slot_class(site, direction):
+        target = neighbours[site][direction]
+        if not occupied[site] or occupied[target]:
+            return no_hop
+        code = types[site] * n_types + types[target]
+        if context:
+            code = (code << (z - 1)) | drop_bit(mask[site], z - 1 - direction)
+            code = (code << (z - 1)) | drop_bit(mask[target], z - 1 - reverse[direction])
+        return class_of_code[code]
+
+    def move(slot, new):
+        current = event_class[slot]
+        while current != new:
+            here = position[slot]
+            if current < new:
+                start[current + 1] -= 1
+                edge = start[current + 1]
+                current += 1
+            else:
+                edge = start[current]
+                start[current] += 1
+                current -= 1
+            other = order[edge]
+            order[edge], order[here] = slot, other
+            position[slot], position[other] = edge, here
+        event_class[slot] = new
+
+    clock = 0.0
+    for _ in range(n_steps):
+        weights = [(start[c + 1] - start[c]) * rate for c, rate in enumerate(class_rates)]
+        total = sum(weights)
+        pick, chosen = random.random() * total, len(weights) - 1
+        for c, weight in enumerate(weights):
+            if pick < weight:
+                chosen = c
+                break
+            pick -= weight
+        count = start[chosen + 1] - start[chosen]
+        slot = order[start[chosen] + min(int(pick / class_rates[chosen]), count - 1)]
+        site, direction = divmod(slot, z)
+        clock += -math.log(1.0 - random.random()) / total
+        destination = neighbours[site][direction]
+        occupied[site], occupied[destination] = False, True
+        if context:
+            for d in range(z):
+                mask[neighbours[site][d]] &= ~(1 << (z - 1 - reverse[d]))
+                mask[neighbours[destination][d]] |= 1 << (z - 1 - reverse[d])
+        for changed in affected[slot]:
+            new = slot_class(*divmod(changed, z))
+            if new != event_class[changed]:
+                move(changed, new)
+    return n_steps
+
+
+def pure_python(coverage: float, interaction: float, n_steps: int) -> tuple[float, float]:
+    """The Numba kernel itself with NUMBA_DISABLE_JIT=1 (NumPy arrays indexed element by element), in a
+    fresh interpreter: (steps per CPU second, per wall second)."""
     command = [sys.executable, __file__, "--pure-python", str(coverage), str(interaction), str(n_steps)]
     env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
-    return float(
-        subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout.split()[-1]
-    )
+    output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout.split()
+    return float(output[-2]), float(output[-1])
 
 
 def bench_kernel() -> None:
     print(f"BKL kMC on a {SIZE}x{SIZE} periodic square lattice ({SIZE * SIZE} sites), nearest-neighbour hops")
-    print(f"{'case':34s} {'Numba steps/s':>14s} {'Python steps/s':>15s} {'speed-up':>9s}")
+    print("steps/s per CPU second (per wall second in brackets; the host is shared)")
+    print(f"{'case':36s} {'Numba':>22s} {'Python (lists)':>22s} {'kernel, no JIT':>22s} {'speed-up':>15s}")
     for coverage, interaction, label in [
         (0.05, 0.0, "dilute gas, no interaction"),
         (0.5, 0.0, "half filled, no interaction"),
@@ -52,9 +130,18 @@ def bench_kernel() -> None:
     ]:
         kmc = lattice_gas(coverage, interaction)
         kmc.run(10_000)  # JIT compilation (or cache load) happens here
-        numba_rate = max(steps_per_second(kmc, 2_000_000) for _ in range(3))
-        python_rate = pure_python(coverage, interaction, 5_000)
-        print(f"{label:34s} {numba_rate:14.3e} {python_rate:15.3e} {numba_rate / python_rate:9.0f}x")
+        numba_cpu, numba_wall = max(steps_per_second(kmc, 2_000_000) for _ in range(3))
+        lists = lattice_gas(coverage, interaction)
+        wall, cpu = time.perf_counter(), time.process_time()
+        done = idiomatic_python_bkl(lists, 20_000)
+        lists_cpu, lists_wall = done / (time.process_time() - cpu), done / (time.perf_counter() - wall)
+        nojit_cpu, nojit_wall = pure_python(coverage, interaction, 5_000)
+        print(
+            f"{label:36s} {numba_cpu:10.3e} ({numba_wall:9.3e}) {lists_cpu:10.3e} ({lists_wall:9.3e}) "
+            f"{nojit_cpu:10.3e} ({nojit_wall:9.3e}) "
+            f"{numba_cpu / lists_cpu:6.0f}x /{numba_cpu / nojit_cpu:5.0f}x"
+        )
+    print("  (speed-up per CPU second: over the list-based Python BKL / over the kernel run without JIT)")
 
 
 def bench_tiering() -> None:
@@ -159,7 +246,7 @@ def main() -> None:
             float(args.pure_python[1]),
             int(args.pure_python[2]),
         )
-        print(steps_per_second(lattice_gas(coverage, interaction), n_steps))
+        print(*steps_per_second(lattice_gas(coverage, interaction), n_steps))
         return
     print(
         "reproduce: uv run python bench/kmc.py   "

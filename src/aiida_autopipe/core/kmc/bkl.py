@@ -1,10 +1,12 @@
 """Residence-time (BKL, Bortz-Kalos-Lebowitz) kinetic Monte Carlo kernel for lattice hops, in Numba.
 
 Every step picks one event with probability k_i / K (K = sum of all rates) and advances the clock by
--ln(u) / K, so time is physical (seconds when rates are in Hz). Site rates live in a binary sum tree:
-selection and update are O(log N), and after a hop only the rates of sites within the influence radius of
-the two changed sites are recomputed. Rates are never computed in the loop: they are looked up in a
-catalogue indexed by the code of the local occupation pattern (see `lattice.pattern_code`).
+-ln(u) / K, so time is physical (seconds when rates are in Hz). The original n-fold way: rates are never
+computed in the loop but looked up by the code of the hop's local occupation pattern (`hop_code`), and
+hops of equal rate form one class. Every possible hop lives in its class's block of one slot array, so a
+class is drawn by a scan over the few classes, a hop uniformly inside it, K is an exact sum of integer
+counts times class rates (no round-off drift, unlike a sum tree), and after a hop only the slots of sites
+within the influence radius of the two changed sites are re-classified, O(1) each.
 """
 
 import numpy as np
@@ -37,6 +39,23 @@ def hop_code(site, direction, occupation, neighbours, reverse, site_types, n_typ
 
 
 @njit(cache=True)
+def drop_bit(bits, position):
+    """`bits` with the bit at `position` removed and the higher bits shifted down one place."""
+    return ((bits >> (position + 1)) << position) | (bits & ((1 << position) - 1))
+
+
+@njit(cache=True)
+def masked_hop_code(site, direction, neighbour_mask, neighbours, reverse, site_types, n_types):
+    """`hop_code` read from per-site masks of occupied neighbours (bit z - 1 - d for direction d): two reads
+    instead of 2 (z - 1), the same code."""
+    z = neighbours.shape[1]
+    target = neighbours[site, direction]
+    code = site_types[site] * n_types + site_types[target]
+    code = (code << (z - 1)) | drop_bit(neighbour_mask[site], z - 1 - direction)
+    return (code << (z - 1)) | drop_bit(neighbour_mask[target], z - 1 - reverse[direction])
+
+
+@njit(cache=True)
 def count_hop_codes(occupation, neighbours, reverse, site_types, n_types, counts):
     """Add to counts[code] every possible hop (particle next to an empty site) of the state."""
     for site in range(occupation.shape[0]):
@@ -49,55 +68,75 @@ def count_hop_codes(occupation, neighbours, reverse, site_types, n_types, counts
 
 
 @njit(cache=True)
-def refresh_site(
-    site, occupation, neighbours, reverse, site_types, n_types, rate_table, hop_rates, tree, n_leaves
+def move_event(slot, new_class, event_class, order, position, start):
+    """Move one (site, direction) slot from its class block of `order` to block `new_class`.
+
+    `order` holds every slot, grouped by class in contiguous blocks [start[c], start[c + 1]); the last class
+    holds the slots with no possible hop. A slot moves one block at a time: it swaps to the edge of its block,
+    the boundary shifts past it, and so on, so the cost is the number of classes in between (classes are
+    few: one per distinct rate)."""
+    current = event_class[slot]
+    while current != new_class:
+        here = position[slot]
+        if current < new_class:
+            edge = start[current + 1] - 1  # last slot of this block
+            start[current + 1] -= 1
+            current += 1
+        else:
+            edge = start[current]  # first slot of this block
+            start[current] += 1
+            current -= 1
+        other = order[edge]
+        order[edge], order[here] = slot, other
+        position[slot], position[other] = edge, here
+    event_class[slot] = new_class
+
+
+@njit(cache=True)
+def classify_slots(
+    occupation,
+    neighbours,
+    reverse,
+    site_types,
+    n_types,
+    context,
+    class_of_code,
+    event_class,
+    order,
+    position,
+    start,
 ):
-    """Recompute the hop rates out of one site and push its total up the sum tree.
-
-    A rate table with one entry per pair of site types is read without neighbour context."""
-    context = rate_table.shape[0] > n_types * n_types
+    """Put every (site, direction) slot in its class block from scratch (a counting sort). `start` has one
+    entry per rate class, one for the no-hop class (the last block) and the end."""
     z = neighbours.shape[1]
-    total = 0.0
-    if occupation[site] >= 0:
-        for direction in range(z):
-            rate = 0.0
-            if occupation[neighbours[site, direction]] < 0:
-                code = hop_code(
-                    site, direction, occupation, neighbours, reverse, site_types, n_types, context
-                )
-                rate = rate_table[code]
-            hop_rates[site, direction] = rate
-            total += rate
-    else:
-        for direction in range(z):
-            hop_rates[site, direction] = 0.0
-    node = n_leaves + site
-    change = total - tree[node]
-    if change == 0.0:
-        return
-    tree[node] = total
-    node //= 2
-    while node >= 1:  # incremental; `resum_tree` removes the round-off drift now and then
-        tree[node] += change
-        node //= 2
-
-
-@njit(cache=True)
-def resum_tree(tree, n_leaves):
-    """Exact inner sums from the leaves."""
-    for node in range(n_leaves - 1, 0, -1):
-        tree[node] = tree[2 * node] + tree[2 * node + 1]
-
-
-@njit(cache=True)
-def build_tree(occupation, neighbours, reverse, site_types, n_types, rate_table, hop_rates, tree, n_leaves):
-    """Fill all hop rates and the whole sum tree from scratch."""
-    tree[:] = 0.0
+    n_blocks = start.shape[0] - 1
     for site in range(occupation.shape[0]):
-        refresh_site(
-            site, occupation, neighbours, reverse, site_types, n_types, rate_table, hop_rates, tree, n_leaves
-        )
-    resum_tree(tree, n_leaves)
+        for direction in range(z):
+            block = n_blocks - 1
+            if occupation[site] >= 0 and occupation[neighbours[site, direction]] < 0:
+                block = class_of_code[
+                    hop_code(site, direction, occupation, neighbours, reverse, site_types, n_types, context)
+                ]
+            event_class[site * z + direction] = block
+    counts = np.bincount(event_class, minlength=n_blocks)
+    start[0] = 0
+    for block in range(n_blocks):
+        start[block + 1] = start[block] + counts[block]
+    fill = start[:-1].copy()
+    for slot in range(event_class.shape[0]):
+        block = event_class[slot]
+        position[slot] = fill[block]
+        order[fill[block]] = slot
+        fill[block] += 1
+
+
+@njit(cache=True)
+def total_rate(class_rates, start):
+    """K = sum over classes of (number of hops in the class) x (its rate): exact at every step, no drift."""
+    total = 0.0
+    for c in range(class_rates.shape[0]):
+        total += (start[c + 1] - start[c]) * class_rates[c]
+    return total
 
 
 @njit(cache=True)
@@ -113,20 +152,26 @@ def bkl_steps(
     site_types,
     n_types,
     affected,
-    rate_table,
-    hop_rates,
-    tree,
-    n_leaves,
+    context,
+    class_of_code,
+    class_rates,
+    event_class,
+    order,
+    position,
+    start,
     record_times,
     record_sites,
     record_displacements,
     occupied_time_by_type,
 ):
-    """Run up to n_steps BKL steps in place; returns (steps done, clock, records written).
+    """Run up to n_steps BKL steps in place (n-fold way); returns (steps done, clock, records written).
 
-    The state at each of the sorted `record_times` is written to the record arrays (the state between
-    two events is constant, so sampling on a fixed time grid is exact). `occupied_time_by_type[t]`
-    accumulates the time integral of the number of particles on sites of type t.
+    Hops are grouped in classes of equal rate: a class is drawn with probability count_c k_c / K, then a hop
+    uniformly inside it, with no sum tree to update. After a hop only the slots in its row of `affected`
+    (the hops whose rate can depend on its two ends) are re-classified. The state at each of the sorted
+    `record_times` is written to the record arrays (the state between two events is constant, so sampling on
+    a fixed time grid is exact). `occupied_time_by_type[t]` accumulates the time integral of the particles on
+    sites of type t.
     """
     n_records = record_times.shape[0]
     record = 0
@@ -137,36 +182,34 @@ def bkl_steps(
         if occupation[site] >= 0:
             occupied_by_type[site_types[site]] += 1.0
     z = neighbours.shape[1]
-    refreshed_at = np.full(occupation.shape[0], -1, dtype=np.int64)  # refresh each affected site once a step
+    n_rate_classes = class_rates.shape[0]
+    no_hop = n_rate_classes  # the class block after the rate classes holds the impossible hops
+    neighbour_mask = np.zeros(occupation.shape[0], dtype=np.int64)  # kept only when rates read context
+    if context:
+        for site in range(occupation.shape[0]):
+            for direction in range(z):
+                if occupation[neighbours[site, direction]] >= 0:
+                    neighbour_mask[site] |= 1 << (z - 1 - direction)
     step = 0
     while step < n_steps:
-        if step % 65536 == 0:
-            resum_tree(tree, n_leaves)
-        total = tree[1]
+        total = total_rate(class_rates, start)
         if total <= 0.0:
             break
-        # Pick a site from the tree, then a direction within it.
-        target = np.random.random() * total
-        node = 1
-        while node < n_leaves:
-            left = 2 * node
-            if target < tree[left]:
-                node = left
-            else:
-                target -= tree[left]
-                node = left + 1
-        site = node - n_leaves
-        if occupation[site] < 0 or tree[node] <= 0.0:
-            resum_tree(tree, n_leaves)  # round-off landed on an empty leaf: clean the sums, draw again
+        pick = np.random.random() * total
+        chosen = n_rate_classes - 1
+        for c in range(n_rate_classes):
+            weight = (start[c + 1] - start[c]) * class_rates[c]
+            if pick < weight:
+                chosen = c
+                break
+            pick -= weight
+        count = start[chosen + 1] - start[chosen]
+        if count == 0:  # round-off ran past the last class: draw again
             continue
-        pick = np.random.random() * tree[node]
-        direction = -1
-        for candidate in range(z):
-            if hop_rates[site, candidate] > 0.0:
-                direction = candidate
-                pick -= hop_rates[site, candidate]
-                if pick < 0.0:
-                    break
+        index = min(int(pick / class_rates[chosen]), count - 1)
+        slot = order[start[chosen] + index]
+        site = slot // z
+        direction = slot - site * z
         dt = -np.log(1.0 - np.random.random()) / total
         while record < n_records and record_times[record] < time + dt:
             for particle in range(particle_site.shape[0]):
@@ -186,23 +229,50 @@ def bkl_steps(
             displacement[particle, k] += vectors[direction, k]
         occupied_by_type[site_types[site]] -= 1.0
         occupied_by_type[site_types[destination]] += 1.0
-        for side in range(2):
-            changed = site if side == 0 else destination
-            for j in range(affected.shape[1]):
-                other = affected[changed, j]
-                if refreshed_at[other] != step:
-                    refreshed_at[other] = step
-                    refresh_site(
-                        other,
-                        occupation,
-                        neighbours,
-                        reverse,
-                        site_types,
-                        n_types,
-                        rate_table,
-                        hop_rates,
-                        tree,
-                        n_leaves,
+        if context:
+            for d in range(z):  # neighbour n = neighbours[site, d] sees site in direction reverse[d]
+                neighbour_mask[neighbours[site, d]] &= ~(1 << (z - 1 - reverse[d]))
+                neighbour_mask[neighbours[destination, d]] |= 1 << (z - 1 - reverse[d])
+        for j in range(affected.shape[1]):
+            other = affected[slot, j]  # padding repeats a slot: re-classifying it again changes nothing
+            hop_site = other // z
+            d = other - hop_site * z
+            new_class = no_hop
+            if occupation[hop_site] >= 0 and occupation[neighbours[hop_site, d]] < 0:
+                if context:
+                    code = masked_hop_code(
+                        hop_site, d, neighbour_mask, neighbours, reverse, site_types, n_types
                     )
+                else:
+                    code = site_types[hop_site] * n_types + site_types[neighbours[hop_site, d]]
+                new_class = class_of_code[code]
+            if new_class != event_class[other]:
+                move_event(other, new_class, event_class, order, position, start)
         step += 1
     return step, time, record
+
+
+@njit(cache=True)
+def catalogue_walk(
+    n_steps, time, cumulative_rates, vectors, displacement, record_times, record_displacements, counts
+):
+    """BKL steps of one defect whose event catalogue repeats in every state (same local environment after
+    each hop, e.g. a vacancy in a pure crystal): pick event i with probability k_i / K, advance the clock by
+    -ln(u) / K, add vectors[i] to the unwrapped displacement. Returns (clock, records written)."""
+    total = cumulative_rates[-1]
+    n_records = record_times.shape[0]
+    record = 0
+    while record < n_records and record_times[record] < time:
+        record += 1
+    for _ in range(n_steps):
+        event = np.searchsorted(cumulative_rates, np.random.random() * total, side="right")
+        dt = -np.log(1.0 - np.random.random()) / total
+        while record < n_records and record_times[record] < time + dt:
+            for k in range(displacement.shape[0]):
+                record_displacements[record, k] = displacement[k]
+            record += 1
+        time += dt
+        counts[event] += 1
+        for k in range(displacement.shape[0]):
+            displacement[k] += vectors[event, k]
+    return time, record

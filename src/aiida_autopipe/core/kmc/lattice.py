@@ -24,7 +24,7 @@ import numpy as np
 from ase.units import kB
 
 from aiida_autopipe.core.errors import InputError
-from aiida_autopipe.core.kmc.bkl import bkl_steps, build_tree, count_hop_codes, seed_numba_rng
+from aiida_autopipe.core.kmc.bkl import bkl_steps, classify_slots, count_hop_codes, seed_numba_rng, total_rate
 from aiida_autopipe.core.kmc.rates import TIER1_PREFACTOR, select_top_events
 
 
@@ -78,6 +78,33 @@ def sites_within(lattice: Lattice, hops: int) -> np.ndarray:
         groups.append(sorted(shell))
     width = max(len(g) for g in groups)
     return np.array([g + [g[0]] * (width - len(g)) for g in groups], dtype=np.int32)
+
+
+def slots_affected(lattice: Lattice, influence_hops: int) -> np.ndarray:
+    """For each hop slot (site * z + direction), the slots whose rate can change when that hop happens: the
+    rate of hop k -> m depends on the sites within influence_hops - 1 hops of k or of m, and a hop changes
+    its two ends. Each row lists every such slot once (then repeats its first), so the kernel re-classifies
+    one precomputed row per step with no de-duplication."""
+    z = lattice.coordination
+    near = sites_within(lattice, influence_hops - 1)
+    slots = np.arange(lattice.n_sites * z)
+    ends = np.stack([slots // z, lattice.neighbours.ravel()], axis=1)
+    depends_on = near[ends].reshape(slots.size, -1)  # sites each slot's rate reads
+    # Invert: the slots that read each site.
+    pairs = np.unique(
+        depends_on.ravel().astype(np.int64) * slots.size + np.repeat(slots, depends_on.shape[1])
+    )
+    readers_site, readers = np.divmod(pairs, slots.size)
+    counts = np.bincount(readers_site, minlength=lattice.n_sites)
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    by_site = readers[first[:, None] + np.minimum(np.arange(counts.max())[None, :], counts[:, None] - 1)]
+    # Union over the two ends of each hop, duplicates replaced by the row's first entry.
+    rows = np.sort(by_site[ends].reshape(slots.size, -1), axis=1)
+    rows[:, 1:] = np.where(rows[:, 1:] == rows[:, :-1], -1, rows[:, 1:])
+    rows = -np.sort(-rows, axis=1)  # unique values first (descending), the -1 marks last
+    width = int(np.max(np.sum(rows >= 0, axis=1)))
+    rows = rows[:, :width]
+    return np.where(rows >= 0, rows, rows[:, :1]).astype(np.int32)
 
 
 @dataclass(frozen=True)
@@ -208,13 +235,18 @@ class HopCatalogue:
     def from_model(cls, model: LatticeGasModel, coordination: int) -> "HopCatalogue":
         return cls.build(coordination, len(model.site_energies), model.rate)
 
-    def kernel_table(self) -> np.ndarray:
-        """The table the kernel reads: one rate per pair of site types when no rate depends on the
-        neighbours (the kernel then skips reading them), otherwise the full pattern table."""
+    def kernel_classes(self) -> tuple[bool, np.ndarray, np.ndarray]:
+        """What the kernel reads: whether rates depend on the neighbours (otherwise the code is the pair of
+        site types alone and the kernel skips reading them), the rate class of each code, and one rate per
+        class (distinct positive rates, fastest first; zero-rate codes go to the no-hop class)."""
         by_types = self.rates.reshape(self.n_types * self.n_types, -1)
-        if np.all(by_types == by_types[:, :1]):
-            return np.ascontiguousarray(by_types[:, 0])
-        return self.rates
+        context = not np.all(by_types == by_types[:, :1])
+        table = self.rates if context else np.ascontiguousarray(by_types[:, 0])
+        class_rates = np.unique(table[table > 0])[::-1].copy()
+        class_of_code = np.full(table.size, class_rates.size, dtype=np.int32)
+        for index, rate in enumerate(class_rates):
+            class_of_code[table == rate] = index
+        return context, class_of_code, class_rates
 
 
 @dataclass
@@ -253,7 +285,7 @@ class LatticeGasKMC:
         site_types: np.ndarray,
         catalogue: HopCatalogue,
         occupied_sites,
-        influence_hops: int = 2,
+        influence_hops: int | None = None,
         seed: int = 0,
     ):
         occupied_sites = np.asarray(occupied_sites, dtype=np.int32)
@@ -275,36 +307,46 @@ class LatticeGasKMC:
         self.lattice = lattice
         self.site_types = site_types
         self.catalogue = catalogue
-        # Hop k -> m depends on sites within one hop of k or m: a change at s touches hops out of sites within
-        # two hops of s (one hop when the rates depend on the two sites alone, no interaction).
-        self.affected = sites_within(lattice, influence_hops)
+        self.context, self.class_of_code, self.class_rates = catalogue.kernel_classes()
+        # Hop k -> m depends on the sites within one hop of k or m (on k and m alone without context).
+        needed = 2 if self.context else 1
+        if influence_hops is not None and influence_hops < needed:
+            raise InputError(
+                "kmc.influence_hops",
+                f"{influence_hops} misses rates that read the neighbours",
+                f"use {needed}",
+            )
+        self.affected = slots_affected(lattice, influence_hops or needed)
         self.occupation = np.full(lattice.n_sites, -1, dtype=np.int32)
         self.occupation[occupied_sites] = np.arange(occupied_sites.size, dtype=np.int32)
         self.particle_site = occupied_sites.copy()
         self.displacement = np.zeros((occupied_sites.size, lattice.vectors.shape[1]))
-        self.n_leaves = 1 << int(np.ceil(np.log2(max(lattice.n_sites, 2))))
-        self.rate_table = catalogue.kernel_table()
-        self.hop_rates = np.zeros(lattice.neighbours.shape)
-        self.tree = np.zeros(2 * self.n_leaves)
+        n_slots = lattice.neighbours.size
+        self.event_class = np.zeros(n_slots, dtype=np.int32)
+        self.order = np.zeros(n_slots, dtype=np.int32)
+        self.position = np.zeros(n_slots, dtype=np.int32)
+        self.start = np.zeros(self.class_rates.size + 2, dtype=np.int64)
         self.time = 0.0
         self.n_steps = 0
         seed_numba_rng(seed)
         np.random.seed(seed)  # with NUMBA_DISABLE_JIT=1 the kernel runs as pure Python on NumPy's generator
-        build_tree(
+        classify_slots(
             self.occupation,
             lattice.neighbours,
             lattice.reverse,
             self.site_types,
             catalogue.n_types,
-            self.rate_table,
-            self.hop_rates,
-            self.tree,
-            self.n_leaves,
+            self.context,
+            self.class_of_code,
+            self.event_class,
+            self.order,
+            self.position,
+            self.start,
         )
 
     @property
     def total_rate(self) -> float:
-        return float(self.tree[1])
+        return float(total_rate(self.class_rates, self.start))
 
     def hop_counts(self) -> np.ndarray:
         """Number of possible hops of each catalogue code in the current state."""
@@ -342,10 +384,13 @@ class LatticeGasKMC:
             self.site_types,
             self.catalogue.n_types,
             self.affected,
-            self.rate_table,
-            self.hop_rates,
-            self.tree,
-            self.n_leaves,
+            self.context,
+            self.class_of_code,
+            self.class_rates,
+            self.event_class,
+            self.order,
+            self.position,
+            self.start,
             record_times,
             record_sites,
             record_displacements,
