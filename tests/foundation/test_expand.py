@@ -90,5 +90,7 @@ def test_own_upf_folder_becomes_the_family_with_its_suggested_cutoffs(aiida_prof
     config = expand_config(user, environment, tmp_path)
     assert config.dft_compute.pseudo_family.startswith("autopipe/local/PBE/")
     assert config.dft_compute.pseudo_dir == str(folder)
-    assert (config.dft_compute.ecutwfc, config.dft_compute.ecutrho) == environment.pseudo_family.cutoffs_ry["Si"]
+    assert (config.dft_compute.ecutwfc, config.dft_compute.ecutrho) == environment.pseudo_family.cutoffs_ry[
+        "Si"
+    ]
     assert config.dft_compute.ecutwfc > 20

@@ -1,4 +1,4 @@
-"""`mlip-pipe setup` on a fresh AiiDA folder, run twice; then expand and a daemon submit, as a user would.
+"""`mlip-pipe setup` on a fresh AiiDA folder, twice; then expand, submit, pause, play, kill, as a user would.
 
 Embedded default: SQLite + ZeroMQ. The `services` set does the same against PostgreSQL + RabbitMQ, starting
 its own PostgreSQL cluster when none answers on localhost:5432.
@@ -22,7 +22,7 @@ import sys
 from aiida import load_profile, orm
 load_profile(sys.argv[1])
 node = orm.load_node(int(sys.argv[2]))
-print(node.process_state.value if node.process_state else 'none', node.exit_status)
+print(node.process_state.value if node.process_state else 'none', node.paused, 'full_config' in node.outputs)
 """
 
 
@@ -33,22 +33,38 @@ def mlip_pipe(*args, env, cwd=None, check=True):
     return result
 
 
-def wait_for_termination(env, profile, pk, timeout=180):
+def process_state(env, profile, pk):
+    out = subprocess.run(
+        [sys.executable, "-c", PROCESS_STATE, profile, str(pk)], env=env, capture_output=True, text=True
+    ).stdout.split()
+    return {"state": out[0], "paused": out[1] == "True", "expanded": out[2] == "True"} if out else {}
+
+
+def wait_for(env, profile, pk, condition, timeout=180):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        out = subprocess.run(
-            [sys.executable, "-c", PROCESS_STATE, profile, str(pk)], env=env, capture_output=True, text=True
-        ).stdout.split()
-        if out and out[0] in ("finished", "excepted", "killed"):
-            return out
+        state = process_state(env, profile, pk)
+        if state and condition(state):
+            return state
         time.sleep(2)
-    raise AssertionError(f"process {pk} did not terminate within {timeout} s")
+    raise AssertionError(f"process {pk} never reached the expected state within {timeout} s: {state}")
+
+
+def verdi(env, profile, *args):
+    return subprocess.run([BIN / "verdi", "-p", profile, *args], env=env, capture_output=True, text=True)
 
 
 def setup_expand_submit(env, profile, tmp_path, *extra):
+    """Set up twice (idempotent), expand the seed's FePt input, then submit the pipeline to the daemon and
+    drive it with `verdi process pause/play/kill` once it has expanded its config."""
     first = mlip_pipe("setup", "--profile", profile, *extra, env=env)
     assert "created" in first.stdout
-    for code in ("pw@localhost", "pacemaker@localhost", "autopipe-surrogate@localhost"):
+    for code in (
+        "pw@localhost",
+        "pacemaker@localhost",
+        "autopipe-surrogate@localhost",
+        "autopipe-otf-md@localhost",
+    ):
         assert code in first.stdout
     second = mlip_pipe("setup", "--profile", profile, *extra, env=env)
     assert "reused" in second.stdout and "(new)" not in second.stdout
@@ -63,16 +79,18 @@ def setup_expand_submit(env, profile, tmp_path, *extra):
         str(EXAMPLES / "fept" / "input.yaml"), "--submit", "--profile", profile, *extra, env=env, cwd=tmp_path
     )
     pk = int(submitted.stdout.split("ActiveLearningWorkChain<")[1].split(">")[0])
-    state = wait_for_termination(env, profile, pk)
-    listing = subprocess.run(
-        [BIN / "verdi", "-p", profile, "process", "list", "-a", "-p", "1"],
-        env=env,
-        capture_output=True,
-        text=True,
-    ).stdout
+    wait_for(env, profile, pk, lambda state: state["expanded"])
+    listing = verdi(env, profile, "process", "list", "-a", "-p", "1").stdout
     assert str(pk) in listing and "ActiveLearningWorkChain" in listing
-    subprocess.run([BIN / "verdi", "-p", profile, "daemon", "stop"], env=env, capture_output=True)
-    return state
+
+    assert verdi(env, profile, "process", "pause", str(pk)).returncode == 0
+    wait_for(env, profile, pk, lambda state: state["paused"])
+    assert verdi(env, profile, "process", "play", str(pk)).returncode == 0
+    wait_for(env, profile, pk, lambda state: not state["paused"])
+    assert verdi(env, profile, "process", "kill", str(pk)).returncode == 0
+    final = wait_for(env, profile, pk, lambda state: state["state"] in ("killed", "finished", "excepted"))
+    verdi(env, profile, "daemon", "stop")
+    return final
 
 
 @pytest.fixture
@@ -82,7 +100,7 @@ def fresh_aiida(tmp_path):
 
 def test_embedded_setup_is_idempotent_and_the_daemon_runs_a_submitted_workchain(fresh_aiida, tmp_path):
     state = setup_expand_submit(fresh_aiida, "embedded", tmp_path)
-    assert state[0] == "finished"
+    assert state["state"] == "killed"
 
 
 def _port_open(port: int) -> bool:
@@ -113,4 +131,4 @@ def test_postgres_rabbitmq_setup_and_daemon_submit(fresh_aiida, tmp_path, rabbit
         cluster = request.getfixturevalue("postgres_cluster")
         fresh_aiida["AUTOPIPE_POSTGRES_PORT"] = str(cluster.dsn["port"])
     state = setup_expand_submit(fresh_aiida, f"pg-{os.getpid()}", tmp_path, *extra)
-    assert state[0] == "finished"
+    assert state["state"] == "killed"

@@ -115,11 +115,18 @@ def expand(input_file, output, profile_name):
 @cli.command()
 @click.argument("input_file", type=click.Path(dir_okay=False))
 @click.option("--submit", is_flag=True, help="Hand the run to the daemon and return at once.")
+@click.option(
+    "--protocol",
+    type=click.Choice(["fast", "balanced", "stringent"]),
+    default="balanced",
+    show_default=True,
+    help="Protocol of the labeling, training and simulation modules.",
+)
 @click.option("-o", "--output", default="exec_config_dump.yaml", show_default=True, help="Full config dump.")
 @profile_option
 @postgres_option
 @user_errors
-def run(input_file, submit, output, profile_name, postgres, postgres_host, postgres_port):
+def run(input_file, submit, protocol, output, profile_name, postgres, postgres_host, postgres_port):
     """Expand INPUT_FILE and launch ActiveLearningWorkChain (in the foreground unless --submit)."""
     from aiida_autopipe.core.config.expand import check_user_config, load_user_config
     from aiida_autopipe.engines.environment import user_pseudo_dir
@@ -140,7 +147,7 @@ def run(input_file, submit, output, profile_name, postgres, postgres_host, postg
     configure_launch(config.dft_compute.command, config.dft_compute.mpi_ranks)
     dump_full_config(config, output)
     click.echo(f"full config written to {output}")
-    node = launch_active_learning(input_file, submit_to_daemon=submit)
+    node = launch_active_learning(input_file, submit_to_daemon=submit, protocol=protocol)
     if submit:
         click.echo(
             f"submitted ActiveLearningWorkChain<{node.pk}>; watch it with `verdi process report {node.pk}`"

@@ -7,7 +7,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from aiida_autopipe.core.config.expand import Environment, PseudoFamilyFacts, resolve_directory
+from aiida_autopipe.core.config.expand import (
+    Environment,
+    PseudoFamilyFacts,
+    SurrogateFacts,
+    resolve_directory,
+)
 from aiida_autopipe.engines.setup import physical_cores
 
 
@@ -30,6 +35,7 @@ def detect_environment(
         is_root=os.geteuid() == 0,
         pw_executable=shutil.which("pw.x"),
         pseudo_family=pseudo_family,
+        surrogate=resolve_surrogate_facts(user_data),
         profile_name=profile_name,
         storage=storage,
     )
@@ -60,3 +66,18 @@ def _pseudo_family_facts(user_data: dict[str, Any], base_dir: Path) -> PseudoFam
     return PseudoFamilyFacts(
         label=choice.label, source=choice.source, reason=choice.reason, cutoffs_ry=choice.cutoffs
     )
+
+
+def resolve_surrogate_facts(user_data: dict[str, Any]) -> SurrogateFacts:
+    """Which universal potential exploration really uses here, and why (MACE-MP offline -> CHGNet)."""
+    from aiida_autopipe.core.surrogate import resolve_surrogate
+
+    active = ((user_data.get("simulation") or {}).get("active_learning")) or {}
+    requested = active.get("surrogate_model") or "mace_mp"
+    choice = resolve_surrogate(requested)
+    resolved = (
+        requested
+        if choice.requested == requested and choice.name in requested
+        else f"{choice.name}:{choice.model}"
+    )
+    return SurrogateFacts(requested=requested, resolved=resolved, reason=choice.reason)

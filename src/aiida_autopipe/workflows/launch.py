@@ -33,11 +33,13 @@ def build_inputs(input_file: str | Path, profile_name: str | None = None) -> dic
     return inputs
 
 
-def launch_active_learning(input_file: str | Path, submit_to_daemon: bool = False) -> orm.WorkflowNode:
+def launch_active_learning(
+    input_file: str | Path, submit_to_daemon: bool = False, protocol: str = "balanced"
+) -> orm.WorkflowNode:
     """Run (or submit) the pipeline for `input_file`; the daemon is started when submitting needs it."""
     from aiida_autopipe.workflows.active_learning import ActiveLearningWorkChain
 
-    inputs = build_inputs(input_file)
+    inputs = {**build_inputs(input_file), "protocol": orm.Str(protocol)}
     if submit_to_daemon:
         ensure_daemon()
         return submit(ActiveLearningWorkChain, **inputs)

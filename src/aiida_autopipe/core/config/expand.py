@@ -294,6 +294,12 @@ class Expansion:
                 heuristics.surrogate_md_steps(system["structure_type"]),
                 heuristics.surrogate_md_steps.__doc__.splitlines()[0],
             ),
+            "max_seed_structures": self.choose(
+                "exploration.max_seed_structures",
+                given.max_seed_structures,
+                heuristics.max_seed_structures(system["structure_type"]),
+                heuristics.max_seed_structures.__doc__.splitlines()[0],
+            ),
             "initial_label_budget": self.choose(
                 "exploration.initial_label_budget",
                 given.initial_label_budget,

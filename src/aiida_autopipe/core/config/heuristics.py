@@ -150,6 +150,12 @@ def surrogate_md_steps(structure_type: str) -> int:
     return 1000
 
 
+def max_seed_structures(structure_type: str) -> int:
+    """Seeds explored by surrogate MD: 8, taken across generation methods; MD at several temperatures
+    decorrelates each seed, so more seeds mostly add cost, not diversity."""
+    return 8
+
+
 def initial_label_budget(n_elements: int) -> int:
     """First DFT labels: 40 frames per element, 40-200; enough for a first ACE fit with a few hundred
     functions, while the loop adds labels where the potential is uncertain."""
