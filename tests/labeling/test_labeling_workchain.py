@@ -8,7 +8,6 @@ from labeling_helpers import BOHR, RY_PER_EV, bcc_iron, read_pw_stdout, silicon
 
 from aiida_autopipe.core.dft_parameters import GPA_PER_EV_PER_ANGSTROM3
 from aiida_autopipe.workflows.labeling import LabelingWorkChain
-from aiida_autopipe.workflows.pw_base import AutopipePwBaseWorkChain
 
 pytestmark = pytest.mark.pw
 

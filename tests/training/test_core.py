@@ -161,3 +161,64 @@ def test_verlet_pair_list_matches_a_fresh_neighbour_list(reference):
         fresh = reference.energy_forces_stress(atoms)
         assert cached[0] == pytest.approx(fresh[0], abs=1e-9)
         np.testing.assert_allclose(cached[1], fresh[1], atol=1e-9)
+
+
+def test_atomic_energies_are_the_energy_least_squares(si_frames):
+    """Known per-element constants come back exactly; weight-0 frames do not count."""
+    from aiida_autopipe.core.pacemaker_input import fit_atomic_energies
+
+    frames = [bulk("Si", "diamond", a=5.43), bulk("SiC", "zincblende", a=4.36), bulk("C", "diamond", a=3.57)]
+    truth = {"C": -150.0, "Si": -107.0}
+    energies = [sum(truth[s] for s in a.get_chemical_symbols()) for a in frames] + [1e6]
+    frames.append(bulk("Si", "diamond", a=5.43))
+    fitted = fit_atomic_energies(frames, energies, weights=[1.0, 1.0, 1.0, 0.0])
+    assert fitted == pytest.approx(truth)
+
+
+def test_shifts_centre_the_total_model_and_plain_targets(si_frames):
+    """A constant drift of ACE's energy per atom is removed exactly by the refitted constants; plain targets
+    are centred (below -20 eV/atom pacemaker would apply a reference-energy shift of its own)."""
+    import pandas as pd
+
+    from aiida_autopipe.core.pacemaker_input import atomic_energy_shifts, error_metrics
+
+    plain = pacemaker_dataframe(si_frames)
+    per_atom = plain["energy_corrected"] / plain["ase_atoms"].map(len)
+    assert abs(per_atom.mean()) < 1e-9 and per_atom.abs().max() < 1.0
+    n_atoms = plain["ase_atoms"].map(len).to_numpy()
+    predictions = pd.DataFrame(
+        {
+            "name": plain["name"],
+            "NUMBER_OF_ATOMS": n_atoms,
+            "energy_corrected": plain["energy_corrected"],
+            "energy_pred": plain["energy_corrected"] + 0.55 * n_atoms,  # ACE drifted by +0.55 eV/atom
+            "forces": plain["forces"],
+            "forces_pred": plain["forces"],
+        }
+    )
+    shifts = atomic_energy_shifts(predictions, si_frames)
+    assert shifts["Si"] == pytest.approx(-0.55)
+    assert error_metrics(predictions)["energy_rmse"] == pytest.approx(0.55)
+    fixed = error_metrics(predictions, si_frames, shifts=shifts)
+    assert fixed["energy_rmse"] < 1e-9 and abs(fixed["energy_mean_error"]) < 1e-9
+
+
+def test_plain_test_set_takes_the_training_constants(si_frames):
+    """A held-out set is centred with the training set's constants, not its own (else its errors would hide
+    an offset)."""
+    from aiida_autopipe.core.pacemaker_input import composition_energies
+
+    train, test = si_frames[:20], si_frames[20:]
+    constants = composition_energies(train)
+    dataframe = pacemaker_dataframe(test, atomic_energies=constants)
+    expected = [atoms.info["energy"] - constants["Si"] * len(atoms) for atoms in test]
+    np.testing.assert_allclose(dataframe["energy_corrected"], expected)
+
+
+def test_tiny_datasets_hold_out_no_test_frame():
+    from aiida_autopipe.core.pacemaker_input import held_out_fraction
+
+    assert held_out_fraction(0.1, 2) == 0.0
+    assert held_out_fraction(0.1, 9) == 0.0
+    assert held_out_fraction(0.1, 10) == 0.1
+    assert held_out_fraction(0.0, 100) == 0.0

@@ -3,7 +3,9 @@
 One job runs, in order: ``pacemaker`` (the fit), ``pace_yaml2yace`` (the ``.yace`` LAMMPS reads),
 ``pace_activeset`` (the ``.asi`` active set for extrapolation grades, optional; built from every atom of the
 training data, so each training environment has a grade of at most 1) and ``pace_timing`` (measured
-single-core evaluation cost, optional). The dataset is a labelled extxyz ``SinglefileData`` in the format of
+single-core evaluation cost, optional). ACE has no constant term, so the parser refits the per-element
+energies in closed form against the fit's predictions and exports them (``reference`` output, or
+``atomic_energies`` of a plain fit). The dataset is a labelled extxyz ``SinglefileData`` in the format of
 :mod:`aiida_autopipe.core.pacemaker_input`; with a ``reference`` the targets are labels minus the LJ + ZBL
 reference (delta learning) and the exported model is reference + ACE.
 """
@@ -21,6 +23,8 @@ from aiida_autopipe.core.baseline import ReferencePotential
 from aiida_autopipe.core.pacemaker_input import (
     DATASET_FILENAME,
     TEST_DATASET_FILENAME,
+    composition_energies,
+    held_out_fraction,
     pacemaker_dataframe,
     pacemaker_input,
     read_labelled_frames,
@@ -125,7 +129,14 @@ class PacemakerCalculation(CalcJob):
         spec.output(
             "output_parameters",
             valid_type=orm.Dict,
-            help="Train/test RMSE and MAE of energy per atom, forces, stress; evaluation cost; basis size.",
+            help="Train/test RMSE and MAE of energy per atom, forces, stress; evaluation cost; basis size; "
+            "the model's per-element energies (atomic_energies, eV).",
+        )
+        spec.output(
+            "reference",
+            valid_type=orm.Dict,
+            required=False,
+            help="The exported model's reference: the input's, per-element energies refitted after the fit.",
         )
         spec.output("loss_history", valid_type=orm.ArrayData, help="Per-iteration train (and test) metrics.")
 
@@ -154,8 +165,10 @@ class PacemakerCalculation(CalcJob):
         has_test = "test_dataset" in self.inputs
         if has_test:
             test_frames = labelled_frames(self.inputs.test_dataset)
+            constants = None if reference is not None else composition_energies(frames)  # the training set's
             write_pacemaker_dataframe(
-                pacemaker_dataframe(test_frames, reference), folder.get_abs_path(TEST_DATASET_FILENAME)
+                pacemaker_dataframe(test_frames, reference, constants),
+                folder.get_abs_path(TEST_DATASET_FILENAME),
             )
         local_copy_list = []
         initial = None
@@ -171,7 +184,7 @@ class PacemakerCalculation(CalcJob):
             radial_basis_size=parameters["radial_basis_size"],
             max_iterations=parameters["max_iterations"],
             loss_weights=parameters["loss_weights"],
-            test_fraction=0.0 if has_test else parameters["test_fraction"],
+            test_fraction=0.0 if has_test else held_out_fraction(parameters["test_fraction"], len(frames)),
             has_test_file=has_test,
             initial_potential=initial,
             seed=parameters["seed"],

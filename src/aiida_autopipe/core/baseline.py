@@ -252,13 +252,25 @@ class PairList:
         return i[keep], j[keep], distances[keep], vectors[keep]
 
 
-def ace_lammps_snippet(potential_file: str, elements: list[str]) -> str:
-    """``pair_style pace`` lines for a plain ACE potential (no reference)."""
-    return (
-        "# ACE potential, written by aiida-autopipe; units metal (eV, Angstrom).\n"
-        "pair_style pace\n"
-        f"pair_coeff * * {potential_file} {' '.join(elements)}\n"
-    )
+def ace_lammps_snippet(
+    potential_file: str, elements: list[str], atomic_energies: dict[str, float] | None = None
+) -> str:
+    """``pair_style pace`` lines for a plain ACE potential (no reference).
+
+    As for the reference's snippet, the variable ``e_model`` adds the per-element constants to ``pe``.
+    """
+    lines = [
+        "# ACE potential, written by aiida-autopipe; units metal (eV, Angstrom).",
+        "pair_style pace",
+        f"pair_coeff * * {potential_file} {' '.join(elements)}",
+    ]
+    if atomic_energies:
+        shift_terms = []
+        for index, element in enumerate(elements, start=1):
+            lines.append(f"group autopipe_{element} type {index}")
+            shift_terms.append(f"({atomic_energies.get(element, 0.0):.10g})*count(autopipe_{element})")
+        lines.append(f"variable e_model equal pe+{'+'.join(shift_terms)}")
+    return "\n".join(lines) + "\n"
 
 
 def lennard_jones(r: np.ndarray, sigma: float, cutoff: float) -> tuple[np.ndarray, np.ndarray]:
@@ -396,7 +408,9 @@ class ReferencePlusACECalculator(Calculator):
 
     ``potential`` is pacemaker's ``.yaml`` (needed for extrapolation grades) or ``.yace``; with
     ``active_set`` (pace_activeset's ``.asi``) the results also hold ``gamma``, one grade per atom.
-    Without ``reference`` it is plain ACE (used to show what delta learning buys).
+    Without ``reference`` it is plain ACE (used to show what delta learning buys) plus ``atomic_energies``,
+    the per-element constants of a plain fit (pacemaker's B-basis has no constant term; a reference carries
+    its own constants as ``e0``).
     """
 
     implemented_properties = ("energy", "free_energy", "forces", "stress", "energies", "gamma")
@@ -406,10 +420,12 @@ class ReferencePlusACECalculator(Calculator):
         potential,
         reference: ReferencePotential | None = None,
         active_set=None,
+        atomic_energies: dict[str, float] | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.reference = reference
+        self.atomic_energies = dict(atomic_energies or {})
         self.pair_list = PairList(reference.cutoff) if reference is not None else None
         self.ace = make_ace_calculator(potential, active_set)
 
@@ -426,6 +442,7 @@ class ReferencePlusACECalculator(Calculator):
             forces = forces + ref_forces
             if stress is not None:
                 stress = stress + _voigt(ref_stress)
+        energy += sum(self.atomic_energies.get(symbol, 0.0) for symbol in atoms.get_chemical_symbols())
         self.results = {
             "energy": energy,
             "free_energy": energy,

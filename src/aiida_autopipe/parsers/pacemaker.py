@@ -19,7 +19,7 @@ from aiida_autopipe.core.baseline import (
     ace_lammps_snippet,
     stress_matrix,
 )
-from aiida_autopipe.core.pacemaker_input import error_metrics
+from aiida_autopipe.core.pacemaker_input import atomic_energy_shifts, composition_energies, error_metrics
 
 TIMING_PATTERN = re.compile(r"Overall timing \(mcs/atom\):\s*([0-9.eE+-]+)")
 HISTORY_COLUMNS = ("iter_num", "loss", "rmse_epa", "rmse_f_comp", "mae_f_comp")
@@ -44,15 +44,26 @@ class PacemakerParser(Parser):
         if "train_pred.pckl.gzip" not in names:
             return self.exit_codes.ERROR_MISSING_PREDICTIONS
 
+        frames = _frames(self.node.inputs.dataset)
+        with retrieved.open("train_pred.pckl.gzip", mode="rb") as handle:
+            shifts = atomic_energy_shifts(pd.read_pickle(handle, compression="gzip"), frames)
+        # The exported model's per-element constants: the ones taken off the targets plus the refitted shifts.
         reference = None
         if "reference" in self.node.inputs:
             reference = ReferencePotential.from_dict(self.node.inputs.reference.get_dict())
+            removed = reference.atomic_energies
+        else:
+            removed = composition_energies(frames)
+        atomic_energies = {e: removed.get(e, 0.0) + shifts.get(e, 0.0) for e in sorted({*removed, *shifts})}
+        if reference is not None:
+            reference.atomic_energies = atomic_energies
 
         with tempfile.TemporaryDirectory() as tmp:
             potential_path = Path(tmp) / calc._POTENTIAL_YAML
             potential_path.write_bytes(retrieved.get_object_content(calc._POTENTIAL_YAML, mode="rb"))
             model = ReferencePlusACECalculator(str(potential_path), reference=reference)
-            output_parameters = self._errors(retrieved, names, model)
+            output_parameters = self._errors(retrieved, names, model, frames, shifts)
+        output_parameters["atomic_energies"] = atomic_energies
 
         if not all(
             np.isfinite(v) for split in ("train", "test") for v in output_parameters.get(split, {}).values()
@@ -79,23 +90,20 @@ class PacemakerParser(Parser):
                 content = retrieved.get_object_content(filename, mode="rb")
                 self.out(link, orm.SinglefileData(io.BytesIO(content), filename=filename))
 
-        elements = sorted(
-            {s for atoms in _frames(self.node.inputs.dataset) for s in atoms.get_chemical_symbols()}
-        )
-        snippet = (
-            reference.lammps_snippet(calc._POTENTIAL_YACE, elements)
-            if reference is not None
-            else ace_lammps_snippet(calc._POTENTIAL_YACE, elements)
-        )
+        elements = sorted({s for atoms in frames for s in atoms.get_chemical_symbols()})
+        if reference is not None:
+            self.out("reference", orm.Dict(reference.to_dict()))
+            snippet = reference.lammps_snippet(calc._POTENTIAL_YACE, elements)
+        else:
+            snippet = ace_lammps_snippet(calc._POTENTIAL_YACE, elements, atomic_energies)
         self.out(
             "lammps_snippet", orm.SinglefileData(io.BytesIO(snippet.encode()), filename="pair_style.lammps")
         )
         self.out("loss_history", self._loss_history(retrieved, names))
         return None
 
-    def _errors(self, retrieved, names, model) -> dict:
+    def _errors(self, retrieved, names, model, frames, shifts) -> dict:
         """Errors of the total model: energy/forces from pacemaker's predictions, stress evaluated here."""
-        frames = _frames(self.node.inputs.dataset)
         test_frames = _frames(self.node.inputs.test_dataset) if "test_dataset" in self.node.inputs else frames
 
         def stress_model(atoms):
@@ -111,7 +119,7 @@ class PacemakerParser(Parser):
             if filename in names:
                 with retrieved.open(filename, mode="rb") as handle:
                     predictions = pd.read_pickle(handle, compression="gzip")
-                output[split] = error_metrics(predictions, split_frames, stress_model)
+                output[split] = error_metrics(predictions, split_frames, stress_model, shifts)
         return output
 
     @staticmethod

@@ -241,9 +241,12 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
             if_(cls.should_fine_tune)(cls.run_fine_tune, cls.inspect_fine_tune),
             cls.results,
         )
-        spec.expose_outputs(PacemakerCalculation, exclude=("remote_folder", "retrieved"))
+        spec.expose_outputs(PacemakerCalculation, exclude=("remote_folder", "retrieved", "reference"))
         spec.output(
-            "reference", valid_type=orm.Dict, required=False, help="The LJ + ZBL reference of the model."
+            "reference",
+            valid_type=orm.Dict,
+            required=False,
+            help="The LJ + ZBL reference of the model, with the per-element energies of the final fit.",
         )
         spec.output(
             "hyperparameters", valid_type=orm.Dict, help="The basis used (pass it to the next generation)."
@@ -395,6 +398,8 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
         if not self.ctx.fit.is_finished_ok:
             return self.exit_codes.ERROR_FIT_FAILED.format(message=self.ctx.fit.exit_message)
         self.ctx.final = self.ctx.fit
+        if "reference" in self.ctx.fit.outputs:
+            self.ctx.reference = self.ctx.fit.outputs.reference  # per-element energies refitted to this fit
         return None
 
     def should_fine_tune(self):
@@ -422,8 +427,8 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
 
     def results(self):
         self.out_many(self.exposed_outputs(self.ctx.final, PacemakerCalculation))
-        if self.ctx.reference is not None:
-            self.out("reference", self.ctx.reference)
+        if "reference" in self.ctx.final.outputs:
+            self.out("reference", self.ctx.final.outputs.reference)
         if "pareto_front" in self.ctx:
             self.out("pareto_front", self.ctx.pareto_front)
         self.out("hyperparameters", self.ctx.hyperparameters)

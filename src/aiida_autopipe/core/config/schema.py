@@ -74,7 +74,9 @@ class ExplorationConfig(Section):
     surrogate_md_steps: PositiveInt = Field(
         description="Surrogate MD steps per seed structure and temperature."
     )
-    max_seed_structures: PositiveInt = Field(description="Seeds explored by surrogate MD, drawn across methods.")
+    max_seed_structures: PositiveInt = Field(
+        description="Seeds explored by surrogate MD, drawn across methods."
+    )
     initial_label_budget: PositiveInt = Field(description="Frames picked by DIRECT for the first DFT labels.")
     descriptor: Literal["soap", "ace"]
 
