@@ -100,7 +100,7 @@ def test_gamma_every_n_steps(tmp_path, ace_potential):
 
 
 def test_invalid_inputs_name_the_problem(tmp_path, ace_potential):
-    from aiida_autopipe.runners.otf_md import EXIT_INVALID_INPUT
+    from aiida_autopipe.runners.files import EXIT_INVALID_INPUT
 
     code, results = run_runner(tmp_path, ace_potential, si_diamond(), active_set="missing.asi")
     assert code == EXIT_INVALID_INPUT and "active_set" in results["message"]

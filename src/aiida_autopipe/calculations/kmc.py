@@ -11,7 +11,8 @@ from aiida import orm
 from aiida.common import datastructures
 from aiida.engine import CalcJob
 
-from aiida_autopipe.runners.kmc import RESULTS_FILE, TRAJECTORY_FILE
+from aiida_autopipe.runners.files import RESULTS_FILE
+from aiida_autopipe.runners.kmc import TRAJECTORY_FILE
 
 #: Arrays of an `event_catalogue` input: one entry (row) per event.
 CATALOGUE_ARRAYS = ("barriers", "prefactors", "displacements")

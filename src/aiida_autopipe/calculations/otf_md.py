@@ -13,12 +13,8 @@ from aiida import orm
 from aiida.common import datastructures
 from aiida.engine import CalcJob
 
-from aiida_autopipe.runners.otf_md import (
-    CLUSTERS_FILE,
-    FINAL_FRAME_FILE,
-    HALTING_FRAME_FILE,
-    RESULTS_FILE,
-)
+from aiida_autopipe.runners.files import RESULTS_FILE
+from aiida_autopipe.runners.otf_md import CLUSTERS_FILE, FINAL_FRAME_FILE, HALTING_FRAME_FILE
 
 
 class OtfMdCalculation(CalcJob):

@@ -10,7 +10,8 @@ import numpy as np
 from aiida import orm
 from aiida.parsers import Parser
 
-from aiida_autopipe.runners.kmc import RESULTS_FILE, TRAJECTORY_FILE
+from aiida_autopipe.runners.files import RESULTS_FILE
+from aiida_autopipe.runners.kmc import TRAJECTORY_FILE
 
 
 class KmcParser(Parser):

@@ -10,12 +10,12 @@ from aiida import orm
 from aiida.parsers import Parser
 
 from aiida_autopipe.calcfunctions.embedding import cluster_structure
+from aiida_autopipe.runners.files import RESULTS_FILE
 from aiida_autopipe.runners.otf_md import (
     CLUSTERS_FILE,
     FINAL_FRAME_FILE,
     GAMMA_ARRAY,
     HALTING_FRAME_FILE,
-    RESULTS_FILE,
 )
 
 STATUS_EXIT_CODES = {

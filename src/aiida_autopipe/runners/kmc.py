@@ -33,20 +33,17 @@ Exit status: 0 done, 2 invalid input, 3 stalled (no possible hop left before the
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import yaml
+
+from aiida_autopipe.runners.files import EXIT_INVALID_INPUT, command_line, finish
 
 EXIT_OK = 0
-EXIT_INVALID_INPUT = 2
 EXIT_STALLED = 3
 
-RESULTS_FILE = "results.json"
 TRAJECTORY_FILE = "trajectory.npz"
 #: Largest trajectory written (numbers): a CalcJob output, not a dump of every step.
 MAX_TRAJECTORY_VALUES = 20_000_000
@@ -269,35 +266,21 @@ def run(config: dict, workdir: Path) -> tuple[int, dict]:
         code, results = runner(config, workdir)
     except InputError as exc:
         code, results = EXIT_INVALID_INPUT, {"status": "invalid_input", "message": str(exc)}
-    return _finish(workdir, code, results)
-
-
-def _finish(workdir: Path, code: int, results: dict) -> tuple[int, dict]:
-    (workdir / RESULTS_FILE).write_text(json.dumps(results, indent=1))
-    return code, results
-
-
-def read_config(path: Path) -> dict:
-    text = path.read_text()
-    return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    return finish(workdir, code, results)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="autopipe-kmc", description=__doc__.splitlines()[0])
-    parser.add_argument("input", nargs="?", default="kmc_input.yaml", help="YAML or JSON input file")
-    path = Path(parser.parse_args(argv).input)
-    try:
-        config = read_config(path)
-    except (OSError, ValueError, yaml.YAMLError) as exc:
-        print(f"autopipe-kmc: cannot read {path}: {exc}", file=sys.stderr)
-        _finish(path.parent, EXIT_INVALID_INPUT, {"status": "invalid_input", "message": str(exc)})
-        return EXIT_INVALID_INPUT
-    code, results = run(config or {}, path.parent)
-    print(
-        f"autopipe-kmc: {results['status']} after {results.get('steps', 0)} steps, "
-        f"{results.get('steps_per_second') or 0:.3g} steps/s {results.get('message', '')}".rstrip()
+    return command_line(
+        "autopipe-kmc",
+        __doc__.splitlines()[0],
+        "kmc_input.yaml",
+        run,
+        lambda results: (
+            f"{results['status']} after {results.get('steps', 0)} steps, "
+            f"{results.get('steps_per_second') or 0:.3g} steps/s {results.get('message', '')}"
+        ),
+        argv,
     )
-    return code
 
 
 if __name__ == "__main__":

@@ -33,21 +33,19 @@ Exit status: 0 done (halted or not), 2 invalid input, 3 the MD became unstable, 
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import yaml
+
+from aiida_autopipe.runners.files import EXIT_INVALID_INPUT, command_line, finish
 
 EXIT_OK = 0
-EXIT_INVALID_INPUT = 2
 EXIT_UNSTABLE = 3
 EXIT_EMBEDDING_FAILED = 4
 
-RESULTS_FILE = "results.json"
 HALTING_FRAME_FILE = "halting_frame.extxyz"
 FINAL_FRAME_FILE = "final_frame.extxyz"
 CLUSTERS_FILE = "clusters.extxyz"
@@ -285,7 +283,7 @@ def run(config: dict, workdir: Path) -> tuple[int, dict]:
         model = make_model(settings)
     except (ValueError, OSError, KeyError, RuntimeError) as exc:  # pyace raises RuntimeError on bad files
         results["message"] = f"{type(exc).__name__}: {exc}"
-        return _finish(workdir, EXIT_INVALID_INPUT, results)
+        return finish(workdir, EXIT_INVALID_INPUT, results)
     results.update(
         n_atoms=len(atoms),
         temperature=settings["temperature"],
@@ -304,7 +302,7 @@ def run(config: dict, workdir: Path) -> tuple[int, dict]:
         final.set_array(GAMMA_ARRAY, gamma)
     write(workdir / FINAL_FRAME_FILE, final, format="extxyz")
     if record["status"] == "unstable":
-        return _finish(workdir, EXIT_UNSTABLE, results)
+        return finish(workdir, EXIT_UNSTABLE, results)
     if record["halted"]:
         write(workdir / HALTING_FRAME_FILE, final, format="extxyz")
     if settings["timing_steps"]:
@@ -321,38 +319,24 @@ def run(config: dict, workdir: Path) -> tuple[int, dict]:
             results["embedding_wall_time_s"] = round(time.perf_counter() - started, 3)
         except (InputError, RuntimeError, ValueError) as exc:
             results.update(status="embedding_failed", message=f"{type(exc).__name__}: {exc}")
-            return _finish(workdir, EXIT_EMBEDDING_FAILED, results)
+            return finish(workdir, EXIT_EMBEDDING_FAILED, results)
         write(workdir / CLUSTERS_FILE, clusters, format="extxyz")
         results["n_clusters"] = len(clusters)
-    return _finish(workdir, EXIT_OK, results)
-
-
-def _finish(workdir: Path, code: int, results: dict) -> tuple[int, dict]:
-    (workdir / RESULTS_FILE).write_text(json.dumps(results, indent=1))
-    return code, results
-
-
-def read_config(path: Path) -> dict:
-    text = path.read_text()
-    return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    return finish(workdir, EXIT_OK, results)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="autopipe-otf-md", description=__doc__.splitlines()[0])
-    parser.add_argument("input", nargs="?", default="otf_md_input.yaml", help="YAML or JSON input file")
-    path = Path(parser.parse_args(argv).input)
-    try:
-        config = read_config(path)
-    except (OSError, ValueError, yaml.YAMLError) as exc:
-        print(f"autopipe-otf-md: cannot read {path}: {exc}", file=sys.stderr)
-        _finish(path.parent, EXIT_INVALID_INPUT, {"status": "invalid_input", "message": str(exc)})
-        return EXIT_INVALID_INPUT
-    code, results = run(config or {}, path.parent)
-    print(
-        f"autopipe-otf-md: {results['status']} after {results.get('steps_done', 0)} steps, "
-        f"max gamma {results.get('max_gamma')} {results.get('message', '')}".rstrip()
+    return command_line(
+        "autopipe-otf-md",
+        __doc__.splitlines()[0],
+        "otf_md_input.yaml",
+        run,
+        lambda results: (
+            f"{results['status']} after {results.get('steps_done', 0)} steps, "
+            f"max gamma {results.get('max_gamma')} {results.get('message', '')}"
+        ),
+        argv,
     )
-    return code
 
 
 if __name__ == "__main__":
