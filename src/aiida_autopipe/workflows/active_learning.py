@@ -274,7 +274,8 @@ class ActiveLearningWorkChain(WorkChain):
             return self.exit_codes.ERROR_TRAINING.format(message=self._failure(node))
         errors = node.outputs.output_parameters.get_dict()
         self.ctx.errors = errors
-        self.report(f"Module D: fitted on {describe(self.ctx.dataset)['number_of_frames']} frames")
+        frames = self.ctx.dataset.base.extras.get("number_of_frames")
+        self.report(f"Module D: fitted on {frames} frames")
         return None
 
     def should_continue(self):
