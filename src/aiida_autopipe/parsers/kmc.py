@@ -3,28 +3,26 @@
 from __future__ import annotations
 
 import io
-import json
 import zipfile
 
 import numpy as np
 from aiida import orm
-from aiida.parsers import Parser
+from aiida.engine import ExitCode
 
-from aiida_autopipe.runners.files import RESULTS_FILE
+from aiida_autopipe.parsers.runner import RunnerParser
 from aiida_autopipe.runners.kmc import TRAJECTORY_FILE
 
 
-class KmcParser(Parser):
+class KmcParser(RunnerParser):
     """Attach whatever the runner wrote, then map its status to an exit code."""
+
+    STDOUT = "kmc.out"
 
     def parse(self, **kwargs):
         names = set(self.retrieved.list_object_names())
-        if RESULTS_FILE not in names:
-            return self.exit_codes.ERROR_NO_RESULTS.format(stderr_tail=self._stderr_tail(names))
-        try:
-            results = json.loads(self.retrieved.get_object_content(RESULTS_FILE))
-        except ValueError:
-            return self.exit_codes.ERROR_READING_OUTPUT
+        results = self.read_results(names)
+        if isinstance(results, ExitCode):
+            return results
         self.out("output_parameters", orm.Dict(results))
         if results.get("status") == "invalid_input":
             return self.exit_codes.ERROR_INVALID_INPUT.format(message=results.get("message", ""))
@@ -40,11 +38,3 @@ class KmcParser(Parser):
         if results.get("status") == "stalled":
             return self.exit_codes.ERROR_STALLED.format(message=results.get("message", ""))
         return None
-
-    def _stderr_tail(self, names: set[str]) -> str:
-        for name in ("_scheduler-stderr.txt", "kmc.out"):
-            if name in names:
-                tail = self.retrieved.get_object_content(name)[-500:]
-                if tail.strip():
-                    return tail
-        return "no stderr retrieved"

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import io
-import json
 
 import numpy as np
 from aiida import orm
-from aiida.parsers import Parser
+from aiida.engine import ExitCode
 
 from aiida_autopipe.calcfunctions.embedding import cluster_structure
-from aiida_autopipe.runners.files import RESULTS_FILE
+from aiida_autopipe.parsers.runner import RunnerParser
 from aiida_autopipe.runners.otf_md import (
     CLUSTERS_FILE,
     FINAL_FRAME_FILE,
@@ -25,17 +24,16 @@ STATUS_EXIT_CODES = {
 }
 
 
-class OtfMdParser(Parser):
+class OtfMdParser(RunnerParser):
     """Map the runner's status to exit codes; the max-gamma trace goes to an ArrayData, not the Dict."""
+
+    STDOUT = "otf_md.out"
 
     def parse(self, **kwargs):
         names = set(self.retrieved.list_object_names())
-        if RESULTS_FILE not in names:
-            return self.exit_codes.ERROR_NO_RESULTS.format(stderr_tail=self._stderr_tail(names))
-        try:
-            results = json.loads(self.retrieved.get_object_content(RESULTS_FILE))
-        except ValueError:
-            return self.exit_codes.ERROR_READING_OUTPUT
+        results = self.read_results(names)
+        if isinstance(results, ExitCode):
+            return results
         trace = orm.ArrayData()
         trace.set_array("steps", np.array(results.pop("gamma_trace_steps", []), dtype=int))
         trace.set_array("max_gamma", np.array(results.pop("gamma_trace_max", []), dtype=float))
@@ -79,11 +77,3 @@ class OtfMdParser(Parser):
         from ase.io import read
 
         return read(io.StringIO(self.retrieved.get_object_content(name)), index=":", format="extxyz")
-
-    def _stderr_tail(self, names: set[str]) -> str:
-        for name in ("_scheduler-stderr.txt", "otf_md.out"):
-            if name in names:
-                tail = self.retrieved.get_object_content(name)[-500:]
-                if tail.strip():
-                    return tail
-        return "no stderr retrieved"

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import io
-import json
 
 import numpy as np
 from aiida import orm
-from aiida.parsers import Parser
+from aiida.engine import ExitCode
 
-from aiida_autopipe.runners.surrogate import RESULTS_FILE, TRAJECTORY_FILE, frame_atoms
+from aiida_autopipe.parsers.runner import RunnerParser
+from aiida_autopipe.runners.surrogate import TRAJECTORY_FILE, frame_atoms
 
 STATUS_EXIT_CODES = {
     "invalid_input": "ERROR_INVALID_INPUT",
@@ -17,17 +17,17 @@ STATUS_EXIT_CODES = {
 }
 
 
-class SurrogateParser(Parser):
+class SurrogateParser(RunnerParser):
     """Map results.json's status to exit codes; store all frames as one ArrayData."""
+
+    STDOUT = "surrogate.out"
+    NO_RESULTS = "ERROR_MISSING_OUTPUT"
 
     def parse(self, **kwargs):
         names = set(self.retrieved.list_object_names())
-        if RESULTS_FILE not in names:
-            return self.exit_codes.ERROR_MISSING_OUTPUT.format(stderr_tail=self._stderr_tail(names))
-        try:
-            results = json.loads(self.retrieved.get_object_content(RESULTS_FILE))
-        except ValueError:
-            return self.exit_codes.ERROR_READING_OUTPUT
+        results = self.read_results(names)
+        if isinstance(results, ExitCode):
+            return results
         status = results.get("status")
         if status in STATUS_EXIT_CODES:
             self.out("output_parameters", orm.Dict(results))
@@ -51,12 +51,6 @@ class SurrogateParser(Parser):
         if status == "all_unstable":
             return self.exit_codes.ERROR_ALL_RUNS_UNSTABLE
         return None
-
-    def _stderr_tail(self, names: set[str]) -> str:
-        for name in ("_scheduler-stderr.txt", "surrogate.out"):
-            if name in names:
-                return self.retrieved.get_object_content(name)[-500:]
-        return "no stderr retrieved"
 
 
 def relaxed_structures(results: dict, arrays: dict[str, np.ndarray]) -> dict[str, orm.StructureData]:
