@@ -74,9 +74,3 @@ def otf_code(aiida_code_installed):
     return aiida_code_installed(
         default_calc_job_plugin="autopipe.otf_md", filepath_executable=str(BIN / "autopipe-otf-md")
     )
-
-
-def si_diamond(a: float = 5.431, repeat: int = 2):
-    from ase.build import bulk
-
-    return bulk("Si", "diamond", a=a, cubic=True).repeat(repeat)

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 import yaml
 from ase.io import read, write
-
-from conftest import si_diamond
+from otf_helpers import si_diamond
 
 
 def run_runner(tmp_path, ace_potential, atoms, **settings):

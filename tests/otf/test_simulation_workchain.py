@@ -2,8 +2,7 @@
 
 import numpy as np
 import pytest
-
-from conftest import si_diamond
+from otf_helpers import si_diamond
 
 SIMULATION = {
     "temperature": [300.0, 3000.0],

@@ -20,15 +20,6 @@ TOOLS = {
 }
 #: Tiny basis and few BFGS iterations: enough to learn something, fast enough for CI (pyace uses numerical
 #: gradients, so the cost grows with the number of coefficients).
-TINY = {
-    "r_cut": 5.0,
-    "body_order": 3,
-    "polynomial_degree": 1,
-    "radial_basis_size": 4,
-    "densities": 1,
-    "max_iterations": 12,
-    "test_fraction": 0.2,
-}
 
 
 @pytest.fixture(scope="session")

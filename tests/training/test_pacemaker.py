@@ -7,8 +7,7 @@ import pytest
 import yaml
 from ase import Atoms
 from ase.build import bulk
-
-from conftest import TINY
+from training_helpers import TINY
 
 #: A pair basis with square-root embedding (EAM-like): cheap, and converged within 40 BFGS iterations, so
 #: its energies do not depend on where BFGS stopped (those of the TINY fit, linear embedding, still swing).

@@ -3,8 +3,7 @@
 import io
 
 import pytest
-
-from conftest import TINY
+from training_helpers import TINY
 
 #: Few iterations everywhere: the test checks the orchestration and the warm starts, not accuracy.
 OVERRIDES = {
