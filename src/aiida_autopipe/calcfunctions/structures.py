@@ -82,3 +82,31 @@ def distinct_relaxed_structures(**relaxed: orm.StructureData) -> dict:
         {"n_relaxed": len(records), "rejections": rejections, "n_distinct": len(distinct)}
     )
     return outputs
+
+
+@calcfunction
+def sane_generated_structures(**generated: orm.StructureData) -> dict:
+    """Structures the surrogate runner made (melt-quench, normal modes) that pass the sanity check, tagged as
+    the runner described them; plus `sampling_summary` (counts by method, rejections)."""
+    records = []
+    for _, node in sorted(generated.items()):
+        tags = node.base.attributes.get(GENERATION_ATTRIBUTE)
+        records.append(
+            GeneratedStructure(
+                node.get_ase(),
+                tags["method"],
+                tags["label"],
+                parent=tags["parent"],
+                temperature=tags["temperature"],
+                details=tags["details"],
+            )
+        )
+    sane, rejections = filter_sane(records)
+    outputs = {link_label(record.label): tagged_structure(record) for record in sane}
+    methods = {}
+    for record in sane:
+        methods[record.method] = methods.get(record.method, 0) + 1
+    outputs["sampling_summary"] = orm.Dict(
+        {"n_generated": len(records), "n_kept": len(sane), "rejections": rejections, "methods": methods}
+    )
+    return outputs

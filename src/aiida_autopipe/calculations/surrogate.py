@@ -1,4 +1,5 @@
-"""``SurrogateCalculation``: universal-surrogate MD and relaxations with the `autopipe-surrogate` runner.
+"""``SurrogateCalculation``: universal-surrogate MD, relaxations, melt-quench and normal-mode sampling with
+the `autopipe-surrogate` runner.
 
 A CalcJob rather than a calcfunction so that exploration (minutes to hours, ideally on a GPU node) never
 blocks a daemon worker. The Code is the `autopipe-surrogate` console script of this package on any Computer.
@@ -16,7 +17,8 @@ from aiida_autopipe.runners.surrogate import RESULTS_FILE, TRAJECTORY_FILE
 
 
 class SurrogateCalculation(CalcJob):
-    """NVT/NPT MD and relaxations of seed structures with MACE (or CHGNet) via `autopipe-surrogate`."""
+    """NVT/NPT MD, relaxations, melt-quench and normal-mode sampling of seed structures with MACE (or CHGNet)
+    via `autopipe-surrogate`."""
 
     _INPUT_FILE = "surrogate_input.yaml"
     _STRUCTURES_FILE = "structures.extxyz"
@@ -34,7 +36,10 @@ class SurrogateCalculation(CalcJob):
             valid_type=orm.Dict,
             serializer=orm.to_aiida_type,
             help="`tasks` (md: ensemble nvt/npt, temperatures K, pressures GPa, steps, timestep fs, "
-            "save_every, friction 1/fs, max_force eV/Angstrom; relax: fmax, steps, relax_cell), `seed`, "
+            "save_every, friction 1/fs, max_force eV/Angstrom; relax: fmax, steps, relax_cell; melt_quench: "
+            "melt_temperature, quench_temperature, melt_steps, quench_steps, timestep, n_melt_snapshots, "
+            "repeats, relax_steps; normal_modes: temperatures, n_samples, displacement, cutoff; defaults in "
+            "runners/surrogate.py), `seed`, "
             "optional `descriptor` ({kind, r_cut, ...}) and `surrogate` ({requested, device}; default "
             "mace_mp, auto).",
         )
@@ -64,6 +69,13 @@ class SurrogateCalculation(CalcJob):
             valid_type=orm.StructureData,
             dynamic=True,
             help="Last frame of each relaxation.",
+        )
+        spec.output_namespace(
+            "generated_structures",
+            valid_type=orm.StructureData,
+            dynamic=True,
+            help="Structures made by melt_quench and normal_modes tasks, tagged (attribute "
+            "`autopipe_generation`) with method, parent and temperature.",
         )
         spec.default_output_node = "output_parameters"
 

@@ -1,4 +1,4 @@
-"""``SurrogateParser``: trajectory arrays, run records and relaxed structures of a surrogate job."""
+"""``SurrogateParser``: trajectory arrays, run records, relaxed and generated structures of a job."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import numpy as np
 from aiida import orm
 from aiida.engine import ExitCode
 
+from aiida_autopipe.calcfunctions.structures import GENERATION_ATTRIBUTE, link_label
 from aiida_autopipe.parsers.runner import RunnerParser
 from aiida_autopipe.runners.surrogate import TRAJECTORY_FILE, frame_atoms
 
@@ -48,6 +49,9 @@ class SurrogateParser(RunnerParser):
         relaxed = relaxed_structures(results, arrays)
         if relaxed:
             self.out("relaxed_structures", relaxed)
+        generated = generated_structures(results, arrays)
+        if generated:
+            self.out("generated_structures", generated)
         if status == "all_unstable":
             return self.exit_codes.ERROR_ALL_RUNS_UNSTABLE
         return None
@@ -60,4 +64,17 @@ def relaxed_structures(results: dict, arrays: dict[str, np.ndarray]) -> dict[str
         if record["kind"] == "relax" and record["status"] != "unstable" and record["n_frames"]:
             atoms = frame_atoms(arrays, record["first_frame"] + record["n_frames"] - 1)
             structures[record["structure_label"]] = orm.StructureData(ase=atoms)
+    return structures
+
+
+def generated_structures(results: dict, arrays: dict[str, np.ndarray]) -> dict[str, orm.StructureData]:
+    """Every structure a melt_quench or normal_modes run made, keyed by its label and tagged with how it was
+    made (the same attribute as the surrogate-free seed structures)."""
+    structures = {}
+    for record in results.get("runs", []):
+        for made in record.get("structures", []):
+            node = orm.StructureData(ase=frame_atoms(arrays, made["frame"]))
+            tags = {key: made[key] for key in ("method", "label", "parent", "temperature", "details")}
+            node.base.attributes.set(GENERATION_ATTRIBUTE, {**tags, "strain": None})
+            structures[link_label(made["label"])] = node
     return structures

@@ -11,10 +11,17 @@ a daemon worker. Input: a YAML/JSON file naming the surrogate, the structures (e
       - {kind: md, ensemble: nvt, temperatures: [300, 900], steps: 200, timestep: 1.0, save_every: 10}
       - {kind: md, ensemble: npt, temperatures: [600], pressures: [0.0, 5.0], steps: 200, barostat_time: 500}
       - {kind: relax, fmax: 0.05, steps: 200, relax_cell: true}
+      - {kind: melt_quench, melt_temperature: 2500, quench_temperature: 300, melt_steps: 1000,
+         quench_steps: 1000, timestep: 2.0, n_melt_snapshots: 2, repeats: 1, relax_steps: 100}
+      - {kind: normal_modes, temperatures: [100, 300], n_samples: 4, cutoff: null}
     descriptor: {kind: ace, r_cut: 5.0}                 # optional: per-frame descriptors for DIRECT
     torch_threads: 1                                    # optional: CPU threads for the surrogate
 
-Units: K, GPa, fs, eV/Angstrom. Every (structure, task, temperature, pressure) is one run. Output:
+Units: K, GPa, fs, eV/Angstrom. Every (structure, task, temperature, pressure) is one run; a melt-quench
+repeat is one run; a normal-mode task is one run per structure (one Hessian, all temperatures). Melt-quench
+and normal-mode runs generate structures with the core generators (core/structures/melt_quench.py,
+normal_modes.py) and save only those frames, each described (label, method, parent, temperature, details)
+in the run's `structures` list. Output:
 `trajectory.npz` (all saved frames of all runs, flat arrays: positions/numbers/forces stacked over frames
 with `n_atoms` per frame; cells, pbc, energies, stress (Voigt, eV/Angstrom^3), temperatures, run_index per
 frame) and `results.json` (status, the resolved surrogate and why, one record per run). Exit status:
@@ -51,6 +58,30 @@ MD_DEFAULTS = {
     "max_force": 50.0,
 }
 RELAX_DEFAULTS = {"fmax": 0.05, "steps": 200, "relax_cell": True, "save_every": 10, "max_force": 50.0}
+MELT_QUENCH_DEFAULTS = {
+    "melt_temperature": None,  # required
+    "quench_temperature": 300.0,
+    "melt_steps": 1000,
+    "quench_steps": 1000,
+    "timestep": 2.0,
+    "n_melt_snapshots": 0,
+    "repeats": 1,  # independent quenches (different seeds) per structure
+    "relax_steps": 0,  # FIRE steps relaxing the quenched structure; 0: keep it as quenched
+    "fmax": 0.05,
+    "relax_cell": False,
+    "max_force": 50.0,
+}
+NORMAL_MODE_DEFAULTS = {
+    "temperatures": [300.0],
+    "n_samples": 4,  # per temperature
+    "displacement": 0.005,  # finite-difference step, Angstrom
+    "cutoff": None,  # None: dense Hessian (6N force calls); else compressed (core/structures/normal_modes.py)
+    "relax_fmax": 0.005,  # the Hessian is taken at the surrogate's minimum
+    "relax_steps": 500,
+    "vacuum": 8.0,  # Angstrom around a molecule given without a cell (surrogates built for crystals need one)
+    "max_force": 50.0,
+}
+TASK_KINDS = ("md", "relax", "melt_quench", "normal_modes")
 
 
 class Unstable(RuntimeError):
@@ -77,14 +108,14 @@ class Recorder:
     def n_frames(self) -> int:
         return len(self.per_frame["n_atoms"])
 
-    def record(self, atoms, run_index: int, step: int, max_force: float) -> None:
+    def record(
+        self, atoms, run_index: int, step: int, max_force: float, temperature: float | None = None
+    ) -> None:
+        """Append a frame (``temperature``: the target one, for frames without momenta)."""
         energy = atoms.get_potential_energy()
-        forces = atoms.get_forces()
-        if not np.isfinite(energy) or not np.all(np.isfinite(forces)):
-            raise Unstable(f"non-finite energy or forces at step {step}")
-        largest = float(np.max(np.linalg.norm(forces, axis=1))) if len(forces) else 0.0
-        if largest > max_force:
-            raise Unstable(f"force {largest:.1f} eV/Angstrom above max_force {max_force} at step {step}")
+        forces = checked_forces(atoms, max_force, step)
+        if not np.isfinite(energy):
+            raise Unstable(f"non-finite energy at step {step}")
         stress = atoms.get_stress(voigt=True) if atoms.cell.rank == 3 else np.zeros(6)
         self.per_atom["positions"].append(atoms.get_positions())
         self.per_atom["numbers"].append(atoms.get_atomic_numbers())
@@ -94,7 +125,9 @@ class Recorder:
         self.per_frame["pbc"].append(atoms.pbc.copy())
         self.per_frame["energies"].append(energy)
         self.per_frame["stress"].append(stress)
-        self.per_frame["temperatures"].append(atoms.get_temperature())
+        self.per_frame["temperatures"].append(
+            atoms.get_temperature() if temperature is None else float(temperature)
+        )
         self.per_frame["run_index"].append(run_index)
         self.per_frame["step"].append(step)
 
@@ -113,6 +146,17 @@ class Recorder:
         arrays["step"] = arrays["step"].astype(np.int32)
         arrays["pbc"] = arrays["pbc"].astype(bool)
         return arrays
+
+
+def checked_forces(atoms, max_force: float, step: int) -> np.ndarray:
+    """The forces, or Unstable when they are non-finite or larger than ``max_force`` (eV/Angstrom)."""
+    forces = atoms.get_forces()
+    if not np.all(np.isfinite(forces)):
+        raise Unstable(f"non-finite forces at step {step}")
+    largest = float(np.max(np.linalg.norm(forces, axis=1))) if len(forces) else 0.0
+    if largest > max_force:
+        raise Unstable(f"force {largest:.1f} eV/Angstrom above max_force {max_force} at step {step}")
+    return forces
 
 
 def frame_atoms(arrays: dict[str, np.ndarray], index: int):
@@ -138,37 +182,58 @@ def frame_atoms(arrays: dict[str, np.ndarray], index: int):
 
 
 def expand_runs(tasks: list[dict], n_structures: int) -> list[dict]:
-    """One run per (structure, task, temperature, pressure), with defaults filled in; validates the tasks."""
+    """One run per (structure, task, temperature, pressure, repeat), with defaults filled in; validates."""
     runs = []
     for task_index, task in enumerate(tasks):
-        kind = task.get("kind")
-        if kind == "md":
-            settings = {**MD_DEFAULTS, **task}
-            if settings["ensemble"] not in ("nvt", "npt"):
-                raise ValueError(
-                    f"tasks[{task_index}].ensemble: {settings['ensemble']!r} is not 'nvt' or 'npt'"
-                )
-            pressures = settings["pressures"] if settings["ensemble"] == "npt" else [None]
-            combos = [(t, p) for t in settings["temperatures"] for p in pressures]
-        elif kind == "relax":
-            settings = {**RELAX_DEFAULTS, **task}
-            combos = [(None, None)]
-        else:
-            raise ValueError(f"tasks[{task_index}].kind: {kind!r} is not 'md' or 'relax'")
-        if int(settings["steps"]) < 1 or int(settings["save_every"]) < 1:
-            raise ValueError(f"tasks[{task_index}]: steps and save_every must be at least 1")
+        settings, combos = _task_runs(task_index, task)
         for structure_index in range(n_structures):
-            for temperature, pressure in combos:
+            for combo in combos:
                 runs.append(
                     {
                         **settings,
                         "task_index": task_index,
                         "structure_index": structure_index,
-                        "temperature": temperature,
-                        "pressure": pressure,
+                        "temperature": None,
+                        "pressure": None,
+                        **combo,
                     }
                 )
     return runs
+
+
+def _task_runs(task_index: int, task: dict) -> tuple[dict, list[dict]]:
+    """A task's settings with defaults, and what varies between its runs on one structure."""
+    kind = task.get("kind")
+    where = f"tasks[{task_index}]"
+    if kind == "md":
+        settings = {**MD_DEFAULTS, **task}
+        if settings["ensemble"] not in ("nvt", "npt"):
+            raise ValueError(f"{where}.ensemble: {settings['ensemble']!r} is not 'nvt' or 'npt'")
+        pressures = settings["pressures"] if settings["ensemble"] == "npt" else [None]
+        combos = [{"temperature": t, "pressure": p} for t in settings["temperatures"] for p in pressures]
+    elif kind == "relax":
+        settings = {**RELAX_DEFAULTS, **task}
+        combos = [{}]
+    elif kind == "melt_quench":
+        settings = {**MELT_QUENCH_DEFAULTS, **task}
+        melt, quench = settings["melt_temperature"], float(settings["quench_temperature"])
+        if melt is None or not float(melt) > quench > 0:
+            raise ValueError(f"{where}: melt_temperature must be given and above quench_temperature > 0 K")
+        if min(int(settings[key]) for key in ("melt_steps", "quench_steps", "repeats")) < 1:
+            raise ValueError(f"{where}: melt_steps, quench_steps and repeats must be at least 1")
+        return settings, [{"temperature": float(melt), "repeat": r} for r in range(int(settings["repeats"]))]
+    elif kind == "normal_modes":
+        settings = {**NORMAL_MODE_DEFAULTS, **task}
+        if not settings["temperatures"] or min(float(t) for t in settings["temperatures"]) <= 0:
+            raise ValueError(f"{where}.temperatures: give at least one temperature above 0 K")
+        if int(settings["n_samples"]) < 1 or float(settings["displacement"]) <= 0:
+            raise ValueError(f"{where}: n_samples must be at least 1 and displacement positive")
+        return settings, [{}]
+    else:
+        raise ValueError(f"{where}.kind: {kind!r} is not one of {TASK_KINDS}")
+    if int(settings["steps"]) < 1 or int(settings["save_every"]) < 1:
+        raise ValueError(f"{where}: steps and save_every must be at least 1")
+    return settings, combos
 
 
 def run_md(atoms, run: dict, run_index: int, seed: int, recorder: Recorder) -> dict:
@@ -225,6 +290,139 @@ def run_relax(atoms, run: dict, run_index: int, recorder: Recorder) -> dict:
         record["n_frames"] += 1
         record["status"] = "converged" if optimizer.converged() else "not_converged"
     return record
+
+
+def run_melt_quench(atoms, run: dict, run_index: int, seed: int, recorder: Recorder, label: str) -> dict:
+    """Melt, hold, quench (core.structures.melt_quench), optionally relax; saves the melt snapshots and the
+    quenched structure, labelled `<label>_mq<repeat>` (`..._melt<i>` for the snapshots)."""
+    from aiida_autopipe.core.structures.base import GeneratedStructure
+    from aiida_autopipe.core.structures.melt_quench import melt_quench
+
+    calculator, max_force = atoms.calc, float(run["max_force"])
+    started, first = time.perf_counter(), recorder.n_frames
+    name = f"{label}_mq{run['repeat']}"
+    record = {"status": "completed", "message": "", "first_frame": first, "structures": []}
+    try:
+        generated = melt_quench(
+            GeneratedStructure(atoms, "input", label),
+            calculator,
+            float(run["melt_temperature"]),
+            float(run["quench_temperature"]),
+            melt_steps=int(run["melt_steps"]),
+            quench_steps=int(run["quench_steps"]),
+            timestep_fs=float(run["timestep"]),
+            n_melt_snapshots=int(run["n_melt_snapshots"]),
+            seed=seed,
+            observer=lambda moving, step: checked_forces(moving, max_force, step),
+        )
+        *melt_snapshots, quenched = generated
+        for index, snapshot in enumerate(melt_snapshots):
+            snapshot.label = f"{name}_melt{index}"
+        quenched.label = name
+        if int(run["relax_steps"]):
+            quenched.atoms.calc = calculator
+            converged, steps = relax_in_place(
+                quenched.atoms, float(run["fmax"]), int(run["relax_steps"]), bool(run["relax_cell"])
+            )
+            quenched.details.update({"relaxed": converged, "relax_steps": steps})
+        for structure in generated:
+            _save_generated(structure, calculator, run_index, max_force, recorder, record)
+    except Unstable as exc:
+        record.update(status="unstable", message=str(exc))
+    steps_done = int(run["melt_steps"]) + int(run["quench_steps"])
+    record.update(
+        n_frames=recorder.n_frames - first,
+        steps_done=steps_done,
+        wall_time_s=round(time.perf_counter() - started, 3),
+    )
+    return record
+
+
+def run_normal_modes(atoms, run: dict, run_index: int, seed: int, recorder: Recorder, label: str) -> dict:
+    """Relax the molecule's positions, Hessian by finite differences of surrogate forces, modes, then
+    thermal displacements for every temperature (core.structures.normal_modes). Saves the relaxed molecule
+    (`<label>_relaxed`) and the samples; a sample with absurd forces is dropped and counted."""
+    from aiida_autopipe.core.structures import normal_modes as harmonic
+    from aiida_autopipe.core.structures.base import GeneratedStructure
+
+    calculator, max_force = atoms.calc, float(run["max_force"])
+    started, first = time.perf_counter(), recorder.n_frames
+    molecule = atoms.copy()
+    if molecule.cell.rank < 3:
+        molecule.center(vacuum=float(run["vacuum"]))  # pbc stays as given
+    molecule.calc = calculator
+    record = {"status": "completed", "message": "", "first_frame": first, "structures": []}
+    try:
+        converged, steps = relax_in_place(molecule, float(run["relax_fmax"]), int(run["relax_steps"]), False)
+        minimum = GeneratedStructure(
+            molecule, "surrogate_relaxed", f"{label}_relaxed", parent=label, details={"relaxed": converged}
+        )
+        _save_generated(minimum, calculator, run_index, max_force, recorder, record)
+        hessian_started = time.perf_counter()
+        omega_squared, modes = harmonic.harmonic_analysis(
+            molecule,
+            calculator,
+            cutoff=None if run["cutoff"] is None else float(run["cutoff"]),
+            displacement=float(run["displacement"]),
+        )
+        record["harmonic_analysis_s"] = round(time.perf_counter() - hessian_started, 3)
+        record["wavenumbers_cm"] = [round(float(w), 2) for w in harmonic.wavenumbers(omega_squared)]
+        record["relax_steps"] = steps
+        samples = harmonic.samples_from_modes(
+            minimum,
+            omega_squared,
+            modes,
+            tuple(float(t) for t in run["temperatures"]),
+            int(run["n_samples"]),
+            np.random.default_rng(seed),
+        )
+    except Unstable as exc:
+        record.update(status="unstable", message=str(exc), n_frames=recorder.n_frames - first)
+        record["wall_time_s"] = round(time.perf_counter() - started, 3)
+        return record
+    dropped = 0
+    for sample in samples:
+        try:
+            _save_generated(sample, calculator, run_index, max_force, recorder, record)
+        except Unstable:
+            dropped += 1
+    record.update(
+        n_frames=recorder.n_frames - first,
+        n_samples_unstable=dropped,
+        steps_done=steps,
+        wall_time_s=round(time.perf_counter() - started, 3),
+    )
+    return record
+
+
+def relax_in_place(atoms, fmax: float, steps: int, relax_cell: bool) -> tuple[bool, int]:
+    """FIRE on the positions (and the cell when asked); returns (converged, steps taken)."""
+    from ase.filters import FrechetCellFilter
+    from ase.optimize import FIRE
+
+    target = FrechetCellFilter(atoms) if relax_cell and atoms.cell.rank == 3 else atoms
+    optimizer = FIRE(target, logfile=None)
+    optimizer.run(fmax, steps)
+    return bool(optimizer.converged()), int(optimizer.nsteps)
+
+
+def _save_generated(structure, calculator, run_index, max_force, recorder, record) -> None:
+    """Record a generated structure's frame (surrogate energy and forces) and describe it in the run."""
+    atoms = structure.atoms
+    atoms.calc = calculator
+    recorder.record(
+        atoms, run_index, int(structure.details.get("md_step", 0)), max_force, structure.temperature
+    )
+    record["structures"].append(
+        {
+            "frame": recorder.n_frames - 1,
+            "label": structure.label,
+            "method": structure.method,
+            "parent": structure.parent,
+            "temperature": structure.temperature,
+            "details": json.loads(json.dumps(structure.details, default=float)),
+        }
+    )
 
 
 def _drive(dynamics, atoms, run, run_index, recorder, go) -> dict:
@@ -294,13 +492,20 @@ def run(config: dict, workdir: Path) -> tuple[int, dict]:
     for run_index, settings in enumerate(runs):
         atoms = structures[settings["structure_index"]].copy()
         atoms.calc = calculator
+        label = labels[settings["structure_index"]]
         if settings["kind"] == "md":
             record = run_md(atoms, settings, run_index, seed + run_index, recorder)
-        else:
+        elif settings["kind"] == "relax":
             record = run_relax(atoms, settings, run_index, recorder)
+        elif settings["kind"] == "melt_quench":
+            record = run_melt_quench(atoms, settings, run_index, seed + run_index, recorder, label)
+        else:
+            record = run_normal_modes(atoms, settings, run_index, seed + run_index, recorder, label)
         keys = ("kind", "ensemble", "task_index", "structure_index", "temperature", "pressure", "steps")
         record.update({key: settings.get(key) for key in keys})
-        record["structure_label"] = labels[settings["structure_index"]]
+        if "repeat" in settings:
+            record["repeat"] = settings["repeat"]
+        record["structure_label"] = label
         results["runs"].append(record)
 
     arrays = recorder.arrays()

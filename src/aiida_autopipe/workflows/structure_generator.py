@@ -8,13 +8,21 @@ from aiida_autopipe.calcfunctions.structures import (
     classify_system,
     distinct_relaxed_structures,
     generate_surrogate_free_structures,
+    sane_generated_structures,
 )
 from aiida_autopipe.calculations.surrogate import SurrogateCalculation
 from aiida_autopipe.core.classify import STRUCTURE_TYPES
-from aiida_autopipe.core.structures.generate import GENERATION_DEFAULTS
+from aiida_autopipe.core.structures.melt_quench import melt_temperature
+from aiida_autopipe.core.structures.settings import GENERATION_DEFAULTS
 
 #: Relaxation of the random ionic cells by the surrogate runner; `surrogate.parameters.relax` overrides.
 RELAX_TASK = {"kind": "relax", "fmax": 0.1, "steps": 200, "relax_cell": True}
+#: The surrogate runner jobs this work chain may launch, by context key: what each does to which seeds.
+SURROGATE_JOBS = {
+    "relaxation": "relax the random cells (ionic; covalent compounds without a structure)",
+    "melt_quench": "melt-quench the covalent crystal (or the random covalent cells)",
+    "normal_modes": "sample the molecule's normal modes at each temperature",
+}
 
 SYSTEM_KEYS = {"elements", "composition", "structure_file", "structure_type", "melting_point_guess"}
 
@@ -45,18 +53,46 @@ def validate_generation(value, _):
     return None
 
 
+def melt_quench_task(settings: dict, system: dict) -> dict:
+    """The runner's melt_quench task from the `generation` settings; the melt temperature is the given one,
+    else 1.5 x the melting point (system.melting_point_guess, else the elements')."""
+    melt = settings["melt_temperature"] or melt_temperature(
+        system["composition"], system.get("melting_point_guess")
+    )
+    return {
+        "kind": "melt_quench",
+        "melt_temperature": float(melt),
+        "quench_temperature": float(settings["quench_temperature"]),
+        "melt_steps": int(settings["melt_steps"]),
+        "quench_steps": int(settings["quench_steps"]),
+        "timestep": float(settings["md_timestep"]),
+        "repeats": int(settings["n_melt_quench"]),
+        "n_melt_snapshots": int(settings["n_melt_snapshots"]),
+        "relax_steps": int(settings["melt_relax_steps"]),
+    }
+
+
+def normal_mode_task(settings: dict) -> dict:
+    """The runner's normal_modes task from the `generation` settings."""
+    return {
+        "kind": "normal_modes",
+        "temperatures": [float(t) for t in settings["normal_mode_temperatures"]],
+        "n_samples": int(settings["n_normal_mode"]),
+        "cutoff": settings["normal_mode_cutoff"],
+    }
+
+
 class StructureGeneratorWorkChain(WorkChain):
     """Diverse, sanity-checked seed structures from a composition or a structure, tagged with how each was
     made (attribute and extra `autopipe_generation`: method, label, parent, strain, temperature, details).
 
-    Surrogate-free steps: SQS with off-stoichiometry and strains (alloys), random ionic cells (ionic), deep
-    rattling or random covalent cells (covalent), rattled molecules (molecules). With a `surrogate.code`
-    (the `autopipe-surrogate` runner), the random cells (ionic, or covalent compounds given without a
-    structure) are also relaxed by an `autopipe.surrogate` CalcJob and the distinct relaxed polymorphs
-    added. Melt-quench MD and normal-mode Hessians (core: `melt_quench.melt_quench`,
-    `normal_modes.normal_mode_samples`) need runner tasks that do not exist yet (a temperature ramp chained
-    after the melt; forces on displaced copies); they go in as further surrogate steps after
-    `collect_relaxed_cells`.
+    Surrogate-free steps (in-process, seconds): SQS with off-stoichiometry and strains (alloys), random ionic
+    cells (ionic), deep rattling or random covalent cells (covalent), rattled molecules (molecules). With a
+    `surrogate.code` (the `autopipe-surrogate` runner), the surrogate steps run as `autopipe.surrogate`
+    CalcJobs, the same runner Module B explores with, launched together: relaxation of the random cells
+    (distinct relaxed polymorphs kept), melt-quench of covalent systems, normal-mode sampling of molecules
+    (`generation` keys n_melt_quench and n_normal_mode set to 0 skip the last two). Their structures pass
+    the same sanity check.
     """
 
     @classmethod
@@ -76,7 +112,7 @@ class StructureGeneratorWorkChain(WorkChain):
             valid_type=orm.Dict,
             required=False,
             validator=validate_generation,
-            help=f"Counts, strains, amplitudes and seed; defaults: {GENERATION_DEFAULTS}.",
+            help=f"Counts, strains, amplitudes, MD and sampling settings; defaults: {GENERATION_DEFAULTS}.",
         )
         spec.input_namespace("surrogate", required=False, populate_defaults=False, help="Surrogate runner.")
         spec.input("surrogate.code", valid_type=orm.AbstractCode, help="The `autopipe-surrogate` Code.")
@@ -98,16 +134,27 @@ class StructureGeneratorWorkChain(WorkChain):
             required=False,
             help="Surrogate relaxation of random cells.",
         )
+        spec.output_namespace(
+            "sampling_summary",
+            valid_type=orm.Dict,
+            dynamic=True,
+            help="Per surrogate sampling job (melt_quench, normal_modes): counts by method, rejections.",
+        )
         spec.outline(
             if_(cls.needs_classification)(cls.classify),
             cls.generate_surrogate_free,
-            if_(cls.should_relax_random_cells)(cls.relax_random_cells, cls.collect_relaxed_cells),
+            if_(cls.has_surrogate)(cls.run_surrogate_jobs, cls.collect_surrogate_jobs),
             cls.results,
         )
         spec.exit_code(
             400,
             "ERROR_SURROGATE_RELAXATION_FAILED",
             message="The surrogate relaxation of random cells failed.",
+        )
+        spec.exit_code(
+            401,
+            "ERROR_SURROGATE_SAMPLING_FAILED",
+            message="The surrogate {job} job failed: {message}",
         )
 
     def needs_classification(self):
@@ -126,12 +173,17 @@ class StructureGeneratorWorkChain(WorkChain):
             {**self.inputs.system.get_dict(), "structure_type": self.ctx.classification["structure_type"]}
         )
 
+    def _settings(self) -> dict:
+        generation = self.inputs.get("generation")
+        return {**GENERATION_DEFAULTS, **(generation.get_dict() if generation else {})}
+
     def generate_surrogate_free(self):
         generation = self.inputs.get("generation") or orm.Dict({})
         system = self._system()
         kwargs = {"structure": self.inputs.structure} if "structure" in self.inputs else {}
         outputs = generate_surrogate_free_structures(system, generation, **kwargs)
         self.ctx.summary = outputs.pop("summary")
+        self.ctx.structure_type = system["structure_type"]
         self.ctx.structures = outputs
         summary = self.ctx.summary.get_dict()
         self.report(
@@ -139,38 +191,79 @@ class StructureGeneratorWorkChain(WorkChain):
             f"(rejected {summary['rejections'] or 'none'})"
         )
 
-    def _random_cells(self) -> dict:
+    def _by_method(self, method: str) -> dict:
         return {
             label: node
             for label, node in self.ctx.structures.items()
-            if node.base.attributes.get(GENERATION_ATTRIBUTE)["method"] == "random_search"
+            if node.base.attributes.get(GENERATION_ATTRIBUTE)["method"] == method
         }
 
-    def should_relax_random_cells(self):
-        return "surrogate" in self.inputs and bool(self._random_cells())
+    def has_surrogate(self):
+        return "surrogate" in self.inputs
 
-    def relax_random_cells(self):
-        """Relax every random cell (positions and cell) with the surrogate, in one CalcJob."""
-        settings = (
+    def _surrogate_jobs(self) -> dict[str, tuple[list[dict], dict]]:
+        """Context key -> (runner tasks, seed structures) for every surrogate job this system needs."""
+        settings = self._settings()
+        overrides = (
             self.inputs.surrogate.parameters.get_dict() if "parameters" in self.inputs.surrogate else {}
         )
-        generation = self.inputs.get("generation")
-        parameters = {
-            "tasks": [{**RELAX_TASK, **settings.get("relax", {})}],
-            "seed": (generation.get_dict() if generation else {}).get("seed", 0),
-            **{key: settings[key] for key in ("surrogate", "torch_threads") if key in settings},
-        }
-        inputs = {
-            "code": self.inputs.surrogate.code,
-            "structures": self._random_cells(),
-            "parameters": orm.Dict(parameters),
-        }
-        if "model" in self.inputs.surrogate:
-            inputs["model"] = self.inputs.surrogate.model
-        return ToContext(relaxation=self.submit(SurrogateCalculation, **inputs))
+        random_cells = self._by_method("random_search")
+        jobs = {}
+        if random_cells:
+            jobs["relaxation"] = ([{**RELAX_TASK, **overrides.get("relax", {})}], random_cells)
+        if self.ctx.structure_type == "covalent" and settings["n_melt_quench"]:
+            parents = self._by_method("input") or random_cells
+            task = melt_quench_task(settings, self.inputs.system.get_dict())
+            jobs["melt_quench"] = ([task], parents)
+        if self.ctx.structure_type == "molecule" and settings["n_normal_mode"]:
+            jobs["normal_modes"] = ([normal_mode_task(settings)], self._by_method("input"))
+        return {key: (tasks, seeds) for key, (tasks, seeds) in jobs.items() if seeds}
 
-    def collect_relaxed_cells(self):
-        calculation = self.ctx.relaxation
+    def run_surrogate_jobs(self):
+        """One `autopipe.surrogate` CalcJob per kind of surrogate work, all running at once."""
+        overrides = (
+            self.inputs.surrogate.parameters.get_dict() if "parameters" in self.inputs.surrogate else {}
+        )
+        common = {key: overrides[key] for key in ("surrogate", "torch_threads") if key in overrides}
+        seed = self._settings()["seed"]
+        futures = {}
+        for key, (tasks, seeds) in self._surrogate_jobs().items():
+            inputs = {
+                "code": self.inputs.surrogate.code,
+                "structures": seeds,
+                "parameters": orm.Dict({"tasks": tasks, "seed": seed, **common}),
+                "metadata": {"call_link_label": key},
+            }
+            if "model" in self.inputs.surrogate:
+                inputs["model"] = self.inputs.surrogate.model
+            futures[key] = self.submit(SurrogateCalculation, **inputs)
+            self.report(f"submitted surrogate {key} of {len(seeds)} structures: {SURROGATE_JOBS[key]}")
+        return ToContext(**futures)
+
+    def collect_surrogate_jobs(self):
+        if "relaxation" in self.ctx:
+            exit_code = self._collect_relaxation(self.ctx.relaxation)
+            if exit_code:
+                return exit_code
+        for key in ("melt_quench", "normal_modes"):
+            if key not in self.ctx:
+                continue
+            calculation = self.ctx[key]
+            if not calculation.is_finished_ok or "generated_structures" not in calculation.outputs:
+                message = f"CalcJob {calculation.pk}: {calculation.exit_message or 'no structures'}"
+                return self.exit_codes.ERROR_SURROGATE_SAMPLING_FAILED.format(job=key, message=message)
+            outputs = sane_generated_structures(**dict(calculation.outputs.generated_structures.items()))
+            summary = outputs.pop("sampling_summary")
+            self.ctx.setdefault("sampling_summary", {})[key] = summary
+            self.ctx.structures.update(outputs)
+            counts = summary.get_dict()
+            self.report(
+                f"{key}: kept {counts['n_kept']} of {counts['n_generated']} structures "
+                f"(rejected {counts['rejections'] or 'none'})"
+            )
+        return None
+
+    def _collect_relaxation(self, calculation):
         if not calculation.is_finished_ok or "relaxed_structures" not in calculation.outputs:
             self.report(f"surrogate relaxation {calculation.pk} failed: {calculation.exit_message}")
             return self.exit_codes.ERROR_SURROGATE_RELAXATION_FAILED
@@ -189,3 +282,5 @@ class StructureGeneratorWorkChain(WorkChain):
         self.out("summary", self.ctx.summary)
         if "relaxation_summary" in self.ctx:
             self.out("relaxation_summary", self.ctx.relaxation_summary)
+        for key, summary in self.ctx.get("sampling_summary", {}).items():
+            self.out(f"sampling_summary.{key}", summary)

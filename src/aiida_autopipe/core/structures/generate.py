@@ -19,25 +19,8 @@ from aiida_autopipe.core.structures import random_search as airss
 from aiida_autopipe.core.structures.base import GeneratedStructure, strain_variants
 from aiida_autopipe.core.structures.rattle import rattled_structures
 from aiida_autopipe.core.structures.sanity import filter_sane
+from aiida_autopipe.core.structures.settings import generation_settings
 from aiida_autopipe.core.structures.sqs import generate_sqs, off_stoichiometry_variants
-
-#: The `generation` settings and their defaults (strains dimensionless, amplitudes in Angstrom).
-GENERATION_DEFAULTS = {
-    "seed": 0,
-    "sqs_min_atoms": 32,
-    "sqs_max_atoms": 96,
-    "sqs_steps": None,  # None: 30 annealing steps per atom
-    "off_stoichiometry": 0.03,  # atomic fraction moved between each pair of elements; 0 disables
-    "volume_strains": (-0.06, -0.03, 0.03, 0.06),  # dV/V
-    "shear_strains": (0.02,),  # tensor component on yz, xz, xy
-    "n_random": 8,
-    "random_max_atoms": 24,
-    "rattle_amplitudes": (0.1, 0.2),  # covalent crystals
-    "n_rattle": 4,  # per amplitude
-    "molecule_rattle_amplitude": 0.05,
-    "min_crystal_atoms": 32,
-}
-
 
 MAX_FORMULA_MULTIPLE = 8
 
@@ -47,17 +30,6 @@ class GenerationResult:
     structures: list[GeneratedStructure]
     rejections: dict[str, int] = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
-
-
-def generation_settings(generation: Mapping | None) -> dict:
-    settings = dict(GENERATION_DEFAULTS)
-    unknown = set(generation or {}) - set(settings)
-    if unknown:
-        raise InputError(
-            "system.generation", f"unknown keys {sorted(unknown)}", f"use keys among {sorted(settings)}"
-        )
-    settings.update(generation or {})
-    return settings
 
 
 def generate_seed_structures(

@@ -2,7 +2,7 @@
 ramp down to the quench temperature, at fixed cell. Fast quenches freeze in amorphous and defected
 structures; the melt itself is sampled on the way (snapshots tagged with their temperature)."""
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 from ase import Atoms, units
@@ -37,10 +37,12 @@ def melt_quench(
     timestep_fs: float = 2.0,
     n_melt_snapshots: int = 0,
     seed: int = 0,
+    observer: Callable[[Atoms, int], None] | None = None,
 ) -> list[GeneratedStructure]:
-    """Melt then quench a copy of the parent; returns the quenched structure and ``n_melt_snapshots``
-    structures taken at even intervals during the melt. The quench rate is
-    (melt_temperature - quench_temperature) / (quench_steps x timestep)."""
+    """Melt then quench a copy of the parent; returns ``n_melt_snapshots`` structures taken at even
+    intervals during the melt, then the quenched structure. The quench rate is
+    (melt_temperature - quench_temperature) / (quench_steps x timestep). ``observer(atoms, step)`` runs after
+    every MD step (the surrogate runner stops unstable runs there by raising)."""
     atoms = parent.atoms.copy()
     atoms.calc = calculator
     rng = np.random.default_rng(seed)
@@ -56,12 +58,16 @@ def melt_quench(
     snapshot_every = melt_steps // n_melt_snapshots if n_melt_snapshots else 0
     for step in range(1, melt_steps + 1):
         dynamics.run(1)
+        if observer is not None:
+            observer(atoms, step)
         if snapshot_every and step % snapshot_every == 0 and len(structures) < n_melt_snapshots:
             structures.append(_record(atoms, parent, "melt", melt_temperature, len(structures), step))
     ramp = np.linspace(melt_temperature, quench_temperature, quench_steps)
-    for temperature in ramp:
+    for step, temperature in enumerate(ramp, start=melt_steps + 1):
         dynamics.set_temperature(temperature_K=temperature)
         dynamics.run(1)
+        if observer is not None:
+            observer(atoms, step)
     quench_rate = (melt_temperature - quench_temperature) / (quench_steps * timestep_fs * 1e-3)  # K/ps
     quenched = _record(atoms, parent, "melt_quench", quench_temperature, 0, melt_steps + quench_steps)
     quenched.details.update({"melt_temperature": melt_temperature, "quench_rate_K_per_ps": quench_rate})

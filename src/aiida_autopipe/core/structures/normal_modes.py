@@ -144,20 +144,30 @@ def thermal_displacements(
     return displacements.reshape(n_samples, len(atoms), 3), int((~real).sum())
 
 
-def normal_mode_samples(
+def harmonic_analysis(
+    atoms: Atoms, calculator, cutoff: float | None = None, displacement: float = 0.005
+) -> tuple[np.ndarray, np.ndarray]:
+    """Vibrational w^2 and mass-weighted modes of ``atoms`` (at a minimum of the calculator's surface)."""
+    hessian = finite_difference_hessian(atoms, calculator, displacement=displacement, cutoff=cutoff)
+    omega_squared, modes, _ = normal_modes(atoms, hessian)
+    return omega_squared, modes
+
+
+def wavenumbers(omega_squared: np.ndarray) -> np.ndarray:
+    """Wavenumbers (cm^-1) of the real modes, the ones that are sampled."""
+    return np.sqrt(omega_squared[omega_squared > ZERO_MODE_THRESHOLD]) * TO_WAVENUMBER
+
+
+def samples_from_modes(
     parent: GeneratedStructure,
-    calculator,
+    omega_squared: np.ndarray,
+    modes: np.ndarray,
     temperatures: tuple[float, ...],
     n_per_temperature: int,
-    seed: int = 0,
-    cutoff: float | None = None,
+    rng: np.random.Generator,
 ) -> list[GeneratedStructure]:
     """Displaced copies of the parent molecule, ``n_per_temperature`` at each temperature (K)."""
-    hessian = finite_difference_hessian(parent.atoms, calculator, cutoff=cutoff)
-    omega_squared, modes, _ = normal_modes(parent.atoms, hessian)
-    real = omega_squared > ZERO_MODE_THRESHOLD
-    wavenumbers = np.sqrt(omega_squared[real]) * TO_WAVENUMBER
-    rng = np.random.default_rng(seed)
+    real_wavenumbers = wavenumbers(omega_squared)
     samples = []
     for temperature in temperatures:
         displacements, skipped = thermal_displacements(
@@ -167,9 +177,9 @@ def normal_mode_samples(
             atoms = parent.atoms.copy()
             atoms.positions += displacement
             details = {
-                "n_modes": int(real.sum()),
+                "n_modes": int(real_wavenumbers.size),
                 "n_modes_skipped": skipped,
-                "highest_wavenumber_cm": float(wavenumbers.max()) if wavenumbers.size else 0.0,
+                "highest_wavenumber_cm": float(real_wavenumbers.max()) if real_wavenumbers.size else 0.0,
             }
             samples.append(
                 GeneratedStructure(
@@ -182,3 +192,17 @@ def normal_mode_samples(
                 )
             )
     return samples
+
+
+def normal_mode_samples(
+    parent: GeneratedStructure,
+    calculator,
+    temperatures: tuple[float, ...],
+    n_per_temperature: int,
+    seed: int = 0,
+    cutoff: float | None = None,
+) -> list[GeneratedStructure]:
+    """Displaced copies of the parent molecule, ``n_per_temperature`` at each temperature (K)."""
+    omega_squared, modes = harmonic_analysis(parent.atoms, calculator, cutoff=cutoff)
+    rng = np.random.default_rng(seed)
+    return samples_from_modes(parent, omega_squared, modes, temperatures, n_per_temperature, rng)
