@@ -5,8 +5,11 @@ the training tests, with the automatic LJ + ZBL reference; basis set by `--basis
 Langevin NVT of diamond Si supercells through the runner's own loop (`run_otf_md`, threshold out of reach so
 nothing halts): microseconds per atom per step with gamma every step, every 10 steps and never, for ACE alone
 and for reference + ACE. CPU seconds of this process are reported next to wall seconds (the machine is
-shared; pyace runs on one core). Embedding: cut-out of a halting frame (a hot MD run that passed the
-training-set threshold), covalent H caps, and optionally (`--relax`) the buffer relaxed with CHGNet.
+shared; pyace runs on one core). Threshold: 95th percentile of held-out frames' largest gamma (5-fold, the
+sample `PacemakerCalculation` now computes), next to the degenerate training-set percentile it replaced, with
+the time the held-out step takes. Embedding: cut-out of a halting frame (a hot MD run that passed the
+threshold), covalent H caps, the whole-frame decision, and optionally (`--relax`) the buffer relaxed with
+CHGNet.
 
 Reproduce: `uv run python bench/otf_md.py` (about 2 minutes on 2 shared cores); `--steps 200`,
 `--sizes 2 3 4` (supercell repeats of the 8-atom cubic cell), `--basis 3 1 4`, `--relax`.
@@ -24,8 +27,8 @@ import numpy as np
 import yaml
 from ase.build import bulk
 
-from aiida_autopipe.calcfunctions.threshold import per_atom_gammas
-from aiida_autopipe.core.baseline import fit_reference
+from aiida_autopipe.core.baseline import fit_reference, make_ace_calculator
+from aiida_autopipe.core.held_out_gamma import held_out_gammas
 from aiida_autopipe.core.pacemaker_input import (
     DATASET_FILENAME,
     pacemaker_dataframe,
@@ -59,6 +62,16 @@ def fit(directory: Path, basis: list[int], iterations: int) -> dict:
         "reference": directory / "reference.json",
         "frames": frames,
     }
+
+
+def training_set_gammas(files: dict) -> list:
+    """Per-frame gamma of the training frames against the active set built from all of them (<= ~1)."""
+    calculator = make_ace_calculator(files["potential"], files["active_set"])
+    gammas = []
+    for atoms in files["frames"]:
+        calculator.calculate(atoms.copy(), properties=("energy",))
+        gammas.append(np.array(calculator.results["gamma"]))
+    return gammas
 
 
 def md_cost(
@@ -109,8 +122,17 @@ def main():
                 row = " ".join(f"{cpu:>10.1f} ({wall:>6.1f})" for cpu, wall in cells)
                 print(f"{len(atoms):>6} {name:>12} {row}")
 
-        gammas = per_atom_gammas(str(files["potential"]), str(files["active_set"]), files["frames"])
-        threshold = resolve_threshold("dynamic_95percentile", gammas).threshold
+        own = resolve_threshold("dynamic_95percentile", training_set_gammas(files), statistic="frame_max")
+        started = time.perf_counter()
+        grades = held_out_gammas(str(files["potential"]), files["frames"], n_folds=5, seed=0)
+        elapsed = time.perf_counter() - started
+        record = resolve_threshold("dynamic_95percentile", grades.per_frame(), statistic="frame_max")
+        threshold = record.threshold
+        print(
+            f"\nthreshold (P95 of per-frame max gamma, floor 1, ceiling 10), {len(files['frames'])} frames: "
+            f"training set vs own active set {own.raw_value:.3f} (degenerate); 5-fold held-out "
+            f"{record.raw_value:.3f} -> threshold {threshold:.3f} (held-out step {elapsed:.2f} s)"
+        )
         settings = {
             **DEFAULTS,
             **{key: files[key] for key in ("potential", "active_set", "reference")},
@@ -124,15 +146,21 @@ def main():
             f"\nhalting frame: 216 Si at 3000 K, threshold {threshold:.3f}, halt step {record['halt_step']}"
         )
         gamma = record["gamma"]
-        for r_cut in (R_CUT, 3.0):
-            embedding = {"r_cut": r_cut, "bonding": "covalent"}
+        print(f"uncertain atoms: {int(np.sum(gamma > threshold))} of {len(halting)}")
+        for r_cut, prefer_whole_frame in ((R_CUT, True), (R_CUT, False), (3.0, False)):
+            embedding = {"r_cut": r_cut, "bonding": "covalent", "prefer_whole_frame": prefer_whole_frame}
             started = time.perf_counter()
             clusters = embed_frame(halting.copy(), gamma, threshold, embedding)
             elapsed = time.perf_counter() - started
             sizes = ", ".join(
-                f"{len(c)} atoms ({int(np.sum(c.arrays['autopipe_region'] == 'cap'))} H)" for c in clusters
+                f"{len(c)} atoms ({int(np.sum(c.arrays['autopipe_region'] == 'cap'))} H"
+                f"{', whole frame' if c.info['autopipe_whole_frame'] else ''})"
+                for c in clusters
             )
-            print(f"cut-out, r_cut {r_cut} A: {elapsed * 1e3:.0f} ms, {len(clusters)} cluster(s): {sizes}")
+            print(
+                f"embedding, r_cut {r_cut} A, prefer_whole_frame {prefer_whole_frame}: "
+                f"{elapsed * 1e3:.0f} ms, {len(clusters)} cluster(s): {sizes}"
+            )
             if arguments.relax:
                 from aiida_autopipe.runners.otf_md import _surrogate_calculator
 

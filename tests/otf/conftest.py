@@ -11,18 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from otf_helpers import TINY_FIT
 
 SI_LABELS = Path(__file__).parents[1] / "training" / "data" / "si_pwx_labels.extxyz"
 BIN = Path(sys.executable).parent
 R_CUT = 5.0
-#: Same tiny basis as Module D's tests: enough to learn diamond Si, fast enough for CI.
-TINY_FIT = {
-    "body_order": 3,
-    "polynomial_degree": 1,
-    "radial_basis_size": 4,
-    "max_iterations": 12,
-    "densities": 1,
-}
 #: Until pyproject.toml declares them, the calculation and parser are registered for the tests here.
 
 

@@ -31,17 +31,14 @@ def run_runner(tmp_path, ace_potential, atoms, **settings):
 
 @pytest.fixture(scope="module")
 def training_threshold(ace_potential):
-    """This generation's dynamic threshold: the 95th percentile of gamma over the training set."""
-    from aiida_autopipe.calcfunctions.threshold import per_atom_gammas
+    """This generation's dynamic threshold: 95th percentile of held-out frames' largest gamma (5 folds)."""
+    from aiida_autopipe.core.held_out_gamma import held_out_gammas
     from aiida_autopipe.core.pacemaker_input import read_labelled_frames
     from aiida_autopipe.core.threshold import resolve_threshold
 
-    gammas = per_atom_gammas(
-        str(ace_potential["potential"]),
-        str(ace_potential["active_set"]),
-        read_labelled_frames(ace_potential["labels"]),
-    )
-    return resolve_threshold("dynamic_95percentile", gammas).threshold
+    frames = read_labelled_frames(ace_potential["labels"])
+    grades = held_out_gammas(str(ace_potential["potential"]), frames, n_folds=5, seed=0)
+    return resolve_threshold("dynamic_95percentile", grades.per_frame(), statistic="frame_max").threshold
 
 
 def test_md_inside_the_training_set_does_not_halt(tmp_path, ace_potential, training_threshold):
@@ -105,3 +102,24 @@ def test_invalid_inputs_name_the_problem(tmp_path, ace_potential):
     assert code == EXIT_INVALID_INPUT and "active_set" in results["message"]
     code, results = run_runner(tmp_path, ace_potential, si_diamond(), threshold=-1)
     assert code == EXIT_INVALID_INPUT and "threshold" in results["message"]
+
+
+def test_whole_frame_label_skips_the_buffer_relaxation():
+    """A fully uncertain frame comes back whole: no buffer to relax, so the surrogate is never called."""
+    from ase.build import bulk
+    from ase.calculators.calculator import Calculator
+
+    from aiida_autopipe.runners.otf_md import embed_frame
+
+    class MustNotRun(Calculator):
+        implemented_properties = ("energy", "forces")
+
+        def calculate(self, *args, **kwargs):
+            raise AssertionError("the whole frame has no buffer to relax")
+
+    frame = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)
+    (label,) = embed_frame(frame, np.full(len(frame), 4.0), 2.0, {"r_cut": 4.0}, MustNotRun())
+    assert label.info["autopipe_whole_frame"] and not label.info["autopipe_buffer_relaxed"]
+    assert np.allclose(label.positions, frame.positions) and np.all(
+        label.arrays["autopipe_force_weight"] == 1
+    )

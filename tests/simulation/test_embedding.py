@@ -1,4 +1,5 @@
-"""Periodic embedding: Si vacancy capped with H, NaCl neutral, EMT buffer relaxation moves the buffer only."""
+"""Periodic embedding: Si vacancy capped with H, NaCl neutral, EMT buffer relaxation moves the buffer only;
+fully uncertain or small frames are labelled whole."""
 
 import numpy as np
 import pytest
@@ -13,8 +14,11 @@ from aiida_autopipe.core.errors import InputError
 R_CUT = 3.0
 
 
-def vacancy_cell(symbol, structure, a, repeat=2):
-    """Parent cell with atom 0 removed; per-atom gamma high (5) on the vacancy's nearest neighbours."""
+def vacancy_cell(symbol, structure, a, repeat=3):
+    """Parent cell with atom 0 removed; per-atom gamma high (5) on the vacancy's nearest neighbours.
+
+    3x3x3 cubic cells: large enough that the cut-out is smaller than the frame (else the frame is the label).
+    """
     atoms = bulk(symbol, structure, a=a, cubic=True).repeat(repeat)
     distances = atoms.get_distances(0, range(len(atoms)), mic=True)
     first_shell = np.flatnonzero((distances > 0.1) & (distances < distances[distances > 0.1].min() + 0.1))
@@ -124,7 +128,7 @@ def test_groups_far_apart_give_separate_cut_outs():
     gammas = np.zeros(len(parent))
     far = np.argmin(np.linalg.norm(parent.positions - [3 * 3.61, 0, 0], axis=1))  # 10.8 A > 2 r_cut away
     gammas[[0, far]] = 3.0
-    clusters = embed_uncertain_regions(parent, gammas, 2.0, r_cut=2.6)
+    clusters = embed_uncertain_regions(parent, gammas, 2.0, r_cut=2.6, prefer_whole_frame=False)
     assert len(clusters) == 2 and all(
         np.sum(c.atoms.arrays["autopipe_region"] == "core") == 13 for c in clusters
     )
@@ -152,7 +156,49 @@ def test_cut_out_does_not_depend_on_the_parent_cell_size():
         distances = parent.get_distances(0, range(len(parent)), mic=True)
         del parent[0]
         gammas = np.where((distances[1:] > 0.1) & (distances[1:] < 3.0), 6.0, 0.3)
-        (cluster,) = embed_uncertain_regions(parent, gammas, 2.0, R_CUT, "ionic")
+        (cluster,) = embed_uncertain_regions(parent, gammas, 2.0, R_CUT, "ionic", prefer_whole_frame=False)
         core = cluster.atoms.positions[cluster.regions == "core"]
         shapes.append(np.sort(np.linalg.norm(core - core.mean(axis=0), axis=1)))
     assert shapes[0].size == shapes[1].size and np.allclose(shapes[0], shapes[1])
+
+
+@pytest.mark.parametrize(
+    ("bonding", "parent"),
+    [
+        ("covalent", bulk("Si", "diamond", a=5.431, cubic=True).repeat(2)),
+        ("alloy", bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)),
+        ("ionic", bulk("NaCl", "rocksalt", a=5.64, cubic=True).repeat(2)),
+    ],
+)
+def test_fully_uncertain_dense_frame_is_labelled_whole(bonding, parent):
+    """Every atom above threshold: the core is the whole cell, no buffer fits; the frame is the label."""
+    parent = parent.copy()
+    parent.rattle(0.05, seed=1)
+    (cluster,) = embed_uncertain_regions(parent, np.full(len(parent), 5.0), 2.0, 5.0, bonding=bonding)
+    box = cluster.atoms
+    assert len(box) == len(parent) and box.info["autopipe_whole_frame"]
+    assert np.allclose(box.positions, parent.positions) and np.allclose(box.cell, parent.cell)
+    assert np.all(box.pbc) and "the core holds every atom" in cluster.notes["whole_frame"]
+    assert set(box.arrays["autopipe_region"]) == {"core"} and np.all(box.arrays["autopipe_force_weight"] == 1)
+    assert np.array_equal(box.arrays["autopipe_parent_index"], np.arange(len(parent)))
+    assert cluster.n_caps == 0 and cluster.counter_ions_added == 0
+    expected = "neutral" if bonding == "ionic" else "not_applicable"
+    assert cluster.charge_method == expected and cluster.tot_charge == 0.0
+
+
+def test_cut_out_not_smaller_than_the_frame_gives_the_frame():
+    """A Si vacancy in a 63-atom cell: the capped cut-out (about 130 atoms) would cost more than the frame."""
+    parent, gammas = vacancy_cell("Si", "diamond", 5.43, repeat=2)
+    (whole,) = embed_uncertain_regions(parent, gammas, 2.0, R_CUT, bonding="covalent")
+    assert len(whole.atoms) == len(parent) and whole.atoms.info["autopipe_whole_frame"]
+    assert "not smaller than the frame" in whole.notes["whole_frame"]
+    (cut,) = embed_uncertain_regions(parent, gammas, 2.0, R_CUT, "covalent", prefer_whole_frame=False)
+    assert len(cut.atoms) > len(parent) and not cut.atoms.info["autopipe_whole_frame"] and cut.n_caps > 0
+
+
+def test_ionic_frame_with_net_formal_charge_goes_whole_to_background():
+    parent = bulk("NaCl", "rocksalt", a=5.64, cubic=True).repeat(2)
+    del parent[1]  # one Cl- fewer: the frame itself carries +1
+    (cluster,) = embed_uncertain_regions(parent, np.full(len(parent), 5.0), 2.0, 5.0, bonding="ionic")
+    assert cluster.charge_method == "background" and cluster.tot_charge == 1.0
+    assert cluster.atoms.info["autopipe_tot_charge"] == 1.0

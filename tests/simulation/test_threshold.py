@@ -69,3 +69,26 @@ def test_bad_inputs():
         resolve_threshold("dynamic_95percentile", None)
     with pytest.raises(InputError, match="gammas"):
         gamma_threshold(np.array([1.0, np.nan]), 95)
+
+
+def test_frame_max_statistic_takes_the_percentile_over_each_frames_largest_gamma(lognormal_gammas):
+    frame_max = np.array([g.max() for g in lognormal_gammas])
+    record = resolve_threshold(
+        "dynamic_99percentile", lognormal_gammas, floor=0.1, ceiling=100.0, statistic="frame_max"
+    )
+    assert record.raw_value == pytest.approx(np.percentile(frame_max, 99))
+    assert (record.n_gammas, record.statistic, record.clipped) == (200, "frame_max", "none")
+    # A frame's largest gamma exceeds most atoms' gamma: per frame is the stricter sample of what halts MD.
+    assert record.threshold > gamma_threshold(lognormal_gammas, 99, floor=0.1, ceiling=100.0)
+    young = [np.full(8, 4.0), np.full(8, 20.0)] * 10
+    assert gamma_threshold(young, 95, statistic="frame_max") == 10.0  # ceiling
+    with pytest.raises(InputError, match="per-frame"):
+        gamma_threshold(np.ones(10), 95, statistic="frame_max")
+    with pytest.raises(InputError, match="gamma_statistic"):
+        gamma_threshold(lognormal_gammas, 95, statistic="median")
+
+
+def test_nothing_graded_means_the_ceiling():
+    """No held-out atom could be graded (dataset smaller than the basis): as young as it gets."""
+    record = resolve_threshold("dynamic_95percentile", [], floor=1.0, ceiling=8.0, n_ungraded=12)
+    assert (record.threshold, record.clipped, record.n_gammas, record.n_ungraded) == (8.0, "ceiling", 0, 12)

@@ -2,12 +2,15 @@
 
 One job runs, in order: ``pacemaker`` (the fit), ``pace_yaml2yace`` (the ``.yace`` LAMMPS reads),
 ``pace_activeset`` (the ``.asi`` active set for extrapolation grades, optional; built from every atom of the
-training data, so each training environment has a grade of at most 1) and ``pace_timing`` (measured
-single-core evaluation cost, optional). ACE has no constant term, so the parser refits the per-element
-energies in closed form against the fit's predictions and exports them (``reference`` output, or
-``atomic_energies`` of a plain fit). The dataset is a labelled extxyz ``SinglefileData`` in the format of
-:mod:`aiida_autopipe.core.pacemaker_input`; with a ``reference`` the targets are labels minus the LJ + ZBL
-reference (delta learning) and the exported model is reference + ACE.
+training data, so each training environment has a grade of at most 1), the held-out extrapolation grades
+(optional, the ``held_out_gamma`` task of ``autopipe-otf-md``: k-fold, each fold graded against an active set
+built without it; the sample the dynamic gamma threshold of Module E needs, since the training set's own
+grades are <= 1 by construction) and ``pace_timing`` (measured single-core evaluation cost, optional). ACE has
+no constant term, so the parser refits the per-element energies in closed form against the fit's predictions
+and exports them (``reference`` output, or ``atomic_energies`` of a plain fit). The dataset is a labelled
+extxyz ``SinglefileData`` in the format of :mod:`aiida_autopipe.core.pacemaker_input`; with a ``reference``
+the targets are labels minus the LJ + ZBL reference (delta learning) and the exported model is reference +
+ACE.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from aiida_autopipe.core.pacemaker_input import (
     read_labelled_frames,
     write_pacemaker_dataframe,
 )
+from aiida_autopipe.runners.files import RESULTS_FILE as HELD_OUT_RESULTS_FILE
+from aiida_autopipe.runners.held_out_gamma import GAMMA_FILE as HELD_OUT_GAMMA_FILE
 
 PARAMETER_DEFAULTS = {
     "r_cut": 5.0,
@@ -41,6 +46,7 @@ PARAMETER_DEFAULTS = {
     "test_fraction": 0.1,
     "densities": 2,
     "seed": 42,
+    "held_out_folds": 5,
 }
 
 
@@ -54,6 +60,7 @@ class PacemakerCalculation(CalcJob):
     _INITIAL_POTENTIAL = "initial_potential.yaml"
     _LOG = "log.txt"
     _TIMING_OUTPUT = "timing.out"
+    _HELD_OUT_INPUT = "held_out_gamma.yaml"
     _RETRIEVE = (
         "output_potential.yaml",
         "output_potential.yace",
@@ -65,6 +72,9 @@ class PacemakerCalculation(CalcJob):
         "log.txt",
         "pacemaker.out",
         "timing.out",
+        HELD_OUT_GAMMA_FILE,
+        HELD_OUT_RESULTS_FILE,
+        "held_out_gamma.out",
     )
 
     @classmethod
@@ -104,6 +114,13 @@ class PacemakerCalculation(CalcJob):
             help="The pace_activeset executable; without it no active set (.asi) is built.",
         )
         spec.input(
+            "held_out_gamma_code",
+            valid_type=orm.AbstractCode,
+            required=False,
+            help="The autopipe-otf-md executable, run with `task: held_out_gamma`: k-fold held-out gamma of "
+            "the dataset (`held_out_folds` folds) for Module E's dynamic threshold; without it none.",
+        )
+        spec.input(
             "timing_code",
             valid_type=orm.AbstractCode,
             required=False,
@@ -139,12 +156,21 @@ class PacemakerCalculation(CalcJob):
             help="The exported model's reference: the input's, per-element energies refitted after the fit.",
         )
         spec.output("loss_history", valid_type=orm.ArrayData, help="Per-iteration train (and test) metrics.")
+        spec.output(
+            "held_out_gammas",
+            valid_type=orm.ArrayData,
+            required=False,
+            help="k-fold held-out per-atom gamma (arrays gamma, frame_index; fold per frame) of the dataset.",
+        )
 
         spec.exit_code(300, "ERROR_NO_RETRIEVED_FILES", message="The retrieved folder could not be read.")
         spec.exit_code(310, "ERROR_PACEMAKER_FAILED", message="pacemaker wrote no potential: {log_tail}")
         spec.exit_code(311, "ERROR_MISSING_YACE", message="pace_yaml2yace wrote no .yace file.")
         spec.exit_code(312, "ERROR_MISSING_ACTIVE_SET", message="pace_activeset wrote no .asi file.")
         spec.exit_code(313, "ERROR_MISSING_TIMING", message="pace_timing printed no timing.")
+        spec.exit_code(
+            314, "ERROR_HELD_OUT_GAMMA_FAILED", message="The held-out gamma step gave no grades: {message}"
+        )
         spec.exit_code(320, "ERROR_MISSING_PREDICTIONS", message="pacemaker wrote no train predictions.")
         spec.exit_code(
             330, "ERROR_NON_FINITE_ERRORS", message="The fitted potential gives non-finite errors."
@@ -206,6 +232,19 @@ class PacemakerCalculation(CalcJob):
                     ["-d", DATASET_FILENAME, "--all-atoms", self._POTENTIAL_YAML],
                     "activeset.out",
                 )
+            )
+        if "held_out_gamma_code" in self.inputs:
+            held_out = {
+                "task": "held_out_gamma",
+                "potential": self._POTENTIAL_YAML,
+                "dataset": DATASET_FILENAME,
+                "n_folds": int(parameters["held_out_folds"]),
+                "seed": int(parameters["seed"]),
+            }
+            with folder.open(self._HELD_OUT_INPUT, "w") as handle:
+                yaml.safe_dump(held_out, handle, sort_keys=False)
+            codes_info.append(
+                _code_info(self.inputs.held_out_gamma_code, [self._HELD_OUT_INPUT], "held_out_gamma.out")
             )
         if "timing_code" in self.inputs:
             codes_info.append(

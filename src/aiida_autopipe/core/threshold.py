@@ -3,9 +3,14 @@
 The ACE extrapolation grade gamma (D-optimality, maxvol) is below 1 inside the active set and grows as a
 configuration leaves what the potential knows. A fixed threshold is either too strict for an immature
 potential (every frame halts) or too lenient for a mature one. Here the threshold is a high percentile
-(95-99) of gamma over the current training set, clipped to a floor and a ceiling: while the training set is
-small and varied its gamma distribution is wide and the threshold is lenient; as it matures the
-distribution narrows and the threshold tightens towards the floor.
+(95-99) of gamma over labelled frames *held out* of the active set (`core.held_out_gamma`: the training
+set's own gamma is <= ~1 by MaxVol construction and says nothing), clipped to a floor and a ceiling. A
+young, varied dataset gives held-out frames far outside its span, so the threshold is lenient; as the
+dataset matures held-out frames fall inside and the threshold tightens towards the floor.
+
+The statistic matches the halting rule: MD halts on the largest per-atom gamma of a frame, so by default
+the percentile is taken over each held-out frame's largest gamma ('frame_max'): a fresh frame from the
+labelled distribution then halts with probability 100 - percentile %. 'atom' takes it over all atoms.
 """
 
 import re
@@ -20,6 +25,8 @@ DEFAULT_FLOOR = 1.0
 #: Above about 10 ACE predictions are unreliable (pacemaker's own guidance): always halt there.
 DEFAULT_CEILING = 10.0
 PERCENTILE_RANGE = (95.0, 99.0)
+#: 'frame_max': percentile over each frame's largest gamma (the halting rule's statistic); 'atom': all atoms.
+STATISTICS = ("frame_max", "atom")
 
 _DYNAMIC_PATTERN = re.compile(r"^dynamic_(\d+(?:\.\d+)?)percentile$")
 
@@ -43,8 +50,10 @@ class ThresholdRecord:
     threshold: float
     floor: float
     ceiling: float
-    n_gammas: int
+    n_gammas: int  # size of the sample the percentile was taken over (frames for 'frame_max')
     clipped: str  # 'none', 'floor' or 'ceiling'
+    statistic: str | None = None  # 'frame_max' or 'atom' (None for a fixed threshold)
+    n_ungraded: int = 0  # held-out atoms that could not be graded (species with fewer atoms than functions)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -69,6 +78,23 @@ def _flatten_gammas(gammas) -> np.ndarray:
     return flat
 
 
+def gamma_sample(gammas, statistic: str = "atom") -> np.ndarray:
+    """The values a percentile is taken over: every atom's gamma, or each frame's largest.
+
+    'frame_max' needs per-frame arrays (a list); 'atom' also takes one flat array.
+    """
+    if statistic not in STATISTICS:
+        raise InputError("gamma_statistic", f"unknown statistic {statistic!r}", f"use one of {STATISTICS}")
+    if statistic == "atom":
+        return _flatten_gammas(gammas)
+    if isinstance(gammas, np.ndarray):
+        raise InputError(
+            "gammas", "'frame_max' needs the gammas frame by frame", "give a list of per-frame arrays"
+        )
+    frames = [_flatten_gammas([g]) for g in gammas if np.size(g)]
+    return _flatten_gammas([np.array([g.max() for g in frames])])
+
+
 def _check_bounds(floor: float, ceiling: float) -> None:
     if not (np.isfinite(floor) and np.isfinite(ceiling)) or floor <= 0 or ceiling < floor:
         raise InputError(
@@ -89,16 +115,17 @@ def _check_percentile(percentile: float) -> None:
 
 
 def gamma_threshold(
-    gammas_of_training_set,
+    gammas,
     percentile: float = 95.0,
     floor: float = DEFAULT_FLOOR,
     ceiling: float = DEFAULT_CEILING,
+    statistic: str = "atom",
 ) -> float:
-    """The given percentile of per-atom gamma over the training set, clipped to [floor, ceiling]."""
+    """The given percentile of gamma (per atom, or per frame's largest), clipped to [floor, ceiling]."""
     _check_percentile(percentile)
     _check_bounds(floor, ceiling)
-    flat = _flatten_gammas(gammas_of_training_set)
-    return float(np.clip(np.percentile(flat, percentile), floor, ceiling))
+    sample = gamma_sample(gammas, statistic)
+    return float(np.clip(np.percentile(sample, percentile), floor, ceiling))
 
 
 def parse_threshold_setting(setting) -> ThresholdSetting:
@@ -133,15 +160,19 @@ def parse_threshold_setting(setting) -> ThresholdSetting:
 
 def resolve_threshold(
     setting,
-    gammas_of_training_set=None,
+    gammas=None,
     generation: int = 0,
     floor: float = DEFAULT_FLOOR,
     ceiling: float = DEFAULT_CEILING,
+    statistic: str = "atom",
+    n_ungraded: int = 0,
 ) -> ThresholdRecord:
     """The threshold of one generation, with the record of how it was obtained.
 
     A fixed setting is used as given (floor and ceiling do not apply: the user chose it); a dynamic one
-    needs the training-set gammas.
+    needs gammas (held-out frames' gammas, see the module docstring), per frame for 'frame_max'. When no
+    held-out atom could be graded (`n_ungraded` > 0, nothing else: the dataset has fewer environments than
+    the basis has functions) the dataset is as young as it gets and the threshold is the ceiling.
     """
     parsed = parse_threshold_setting(setting)
     if parsed.mode == "fixed":
@@ -149,10 +180,34 @@ def resolve_threshold(
             generation, "fixed", None, parsed.value, parsed.value, floor, ceiling, 0, "none"
         )
     _check_bounds(floor, ceiling)
-    flat = _flatten_gammas(gammas_of_training_set if gammas_of_training_set is not None else [])
-    raw = float(np.percentile(flat, parsed.value))
+    if n_ungraded > 0 and gammas is not None and not any(np.size(g) for g in gammas):
+        return ThresholdRecord(
+            generation,
+            "dynamic",
+            parsed.value,
+            ceiling,
+            ceiling,
+            floor,
+            ceiling,
+            0,
+            "ceiling",
+            statistic,
+            n_ungraded,
+        )
+    sample = gamma_sample(gammas if gammas is not None else [], statistic)
+    raw = float(np.percentile(sample, parsed.value))
     threshold = float(np.clip(raw, floor, ceiling))
     clipped = "floor" if raw < floor else "ceiling" if raw > ceiling else "none"
     return ThresholdRecord(
-        generation, "dynamic", parsed.value, raw, threshold, floor, ceiling, int(flat.size), clipped
+        generation,
+        "dynamic",
+        parsed.value,
+        raw,
+        threshold,
+        floor,
+        ceiling,
+        int(sample.size),
+        clipped,
+        statistic,
+        n_ungraded,
     )

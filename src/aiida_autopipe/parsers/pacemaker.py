@@ -1,8 +1,9 @@
-"""``PacemakerParser``: the potential files, train/test errors, loss history and measured cost of a fit."""
+"""``PacemakerParser``: potential files, train/test errors, loss history, cost and held-out gammas."""
 
 from __future__ import annotations
 
 import io
+import json
 import re
 import tempfile
 from pathlib import Path
@@ -12,6 +13,7 @@ import pandas as pd
 from aiida import orm
 from aiida.parsers import Parser
 
+from aiida_autopipe.calculations.pacemaker import HELD_OUT_GAMMA_FILE, HELD_OUT_RESULTS_FILE
 from aiida_autopipe.calculations.pacemaker import labelled_frames as _frames
 from aiida_autopipe.core.baseline import (
     ReferencePlusACECalculator,
@@ -100,6 +102,27 @@ class PacemakerParser(Parser):
             "lammps_snippet", orm.SinglefileData(io.BytesIO(snippet.encode()), filename="pair_style.lammps")
         )
         self.out("loss_history", self._loss_history(retrieved, names))
+        if "held_out_gamma_code" in self.node.inputs:
+            return self._held_out_gammas(retrieved, names)
+        return None
+
+    def _held_out_gammas(self, retrieved, names):
+        """The k-fold held-out grades as ArrayData (attributes: folds, frames, ungraded atoms, wall time)."""
+        results = {}
+        if HELD_OUT_RESULTS_FILE in names:
+            results = json.loads(retrieved.get_object_content(HELD_OUT_RESULTS_FILE))
+        if HELD_OUT_GAMMA_FILE not in names:
+            message = results.get("message") or self._stdout_tail(retrieved, names, "held_out_gamma.out")
+            return self.exit_codes.ERROR_HELD_OUT_GAMMA_FAILED.format(message=message)
+        with retrieved.open(HELD_OUT_GAMMA_FILE, mode="rb") as handle:
+            arrays = dict(np.load(io.BytesIO(handle.read())))
+        gammas = orm.ArrayData()
+        for name in ("gamma", "frame_index", "fold"):
+            gammas.set_array(name, arrays[name])
+        for key in ("n_frames", "n_atoms", "n_folds", "n_ungraded", "wall_time_s"):
+            gammas.base.attributes.set(key, results.get(key))
+        gammas.base.attributes.set("source", "k-fold held-out")
+        self.out("held_out_gammas", gammas)
         return None
 
     def _errors(self, retrieved, names, model, frames, shifts) -> dict:
@@ -146,6 +169,12 @@ class PacemakerParser(Parser):
             "n_coefficients": int(last["ncoefs"]),
             "iterations": int(last["iter_num"]),
         }
+
+    @staticmethod
+    def _stdout_tail(retrieved, names, filename) -> str:
+        if filename in names:
+            return retrieved.get_object_content(filename).strip()[-300:] or "(empty output)"
+        return "(no output)"
 
     @staticmethod
     def _log_tail(retrieved, names) -> str:

@@ -20,6 +20,7 @@ Run by `OtfMdCalculation` on any Computer. Input: a YAML/JSON file
       buffer_width: null                 # Angstrom (default r_cut)
       vacuum: null                       # Angstrom (default r_cut)
       formal_charges: {}
+      prefer_whole_frame: true           # label the whole frame when the cut-outs would not be smaller
       relax: {surrogate: {requested: chgnet, device: auto}, fmax: 0.05, steps: 200}   # buffer relaxation
 
 Outputs: `results.json` (status, steps done, halted, the max-gamma trace, timings in microseconds per atom
@@ -29,6 +30,10 @@ per step), `final_frame.extxyz` (last frame, per-atom `gamma` array where evalua
 tot_charge, caps, relaxation). The buffer relaxation runs here rather than in a calcfunction: with a universal
 surrogate on a few hundred atoms it takes minutes on a CPU, and this job can run where the surrogate is fast.
 Exit status: 0 done (halted or not), 2 invalid input, 3 the MD became unstable, 4 the embedding failed.
+
+An input with `task: held_out_gamma` runs the held-out extrapolation grades of a dataset instead
+(`runners.held_out_gamma`, run in the pacemaker job for the dynamic threshold): same executable and
+environment, no extra code to install.
 """
 
 from __future__ import annotations
@@ -72,6 +77,7 @@ EMBEDDING_DEFAULTS = {
     "buffer_width": None,
     "vacuum": None,
     "formal_charges": None,
+    "prefer_whole_frame": True,
     "relax": None,
 }
 RELAX_DEFAULTS = {"surrogate": {"requested": "chgnet", "device": "auto"}, "fmax": 0.05, "steps": 200}
@@ -234,6 +240,7 @@ def embed_frame(frame, gamma, threshold: float, embedding: dict, calculator=None
         buffer_width=embedding.get("buffer_width"),
         vacuum=embedding.get("vacuum"),
         formal_charge_overrides=embedding.get("formal_charges") or None,
+        prefer_whole_frame=bool(embedding.get("prefer_whole_frame", True)),
     )
     frames = []
     for cluster in clusters:
@@ -245,7 +252,7 @@ def embed_frame(frame, gamma, threshold: float, embedding: dict, calculator=None
             autopipe_ions_removed=cluster.ions_removed,
             autopipe_buffer_relaxed=False,
         )
-        if calculator is not None:
+        if calculator is not None and not atoms.info["autopipe_whole_frame"]:  # a whole frame has no buffer
             relax = embedding.get("relax") or RELAX_DEFAULTS
             relaxation = relax_buffer(atoms, calculator, float(relax["fmax"]), int(relax["steps"]))
             relaxed = relaxation.atoms
@@ -275,6 +282,10 @@ def run(config: dict, workdir: Path) -> tuple[int, dict]:
     from ase.io import read, write
 
     from aiida_autopipe.core.errors import InputError
+    from aiida_autopipe.runners import held_out_gamma
+
+    if config.get("task") == held_out_gamma.TASK:
+        return held_out_gamma.run(config, workdir)
 
     results: dict = {"status": "invalid_input", "message": ""}
     try:
@@ -334,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
         lambda results: (
             f"{results['status']} after {results.get('steps_done', 0)} steps, "
             f"max gamma {results.get('max_gamma')} {results.get('message', '')}"
+            if "task" not in results
+            else f"{results['task']}: {results['status']} {results.get('message', '')}"
         ),
         argv,
     )

@@ -358,6 +358,7 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
             for fold in range(self.ctx.search["n_folds"]):
                 inputs = self._inputs(folds[f"train_{fold}"], parameters, test_dataset=folds[f"test_{fold}"])
                 inputs.pop("activeset_code", None)
+                inputs.pop("held_out_gamma_code", None)
                 inputs["metadata"] = {
                     **inputs.get("metadata", {}),
                     "call_link_label": f"search_{point}_{fold}",

@@ -11,6 +11,12 @@ For each group of atoms whose extrapolation grade passes the threshold:
   its periodic images, so no atom has a periodic image within r_cut; and each edge at least the core's
   extent + 2 r_cut, so periodic images of the core never come within 2 r_cut of each other (in a bulk
   parent the buffer already gives about 2 buffer_width + vacuum = 3 r_cut).
+
+The whole periodic frame is the label instead (every atom core, force weight 1, no buffer, caps or
+counter-ions; ``autopipe_whole_frame`` in info) when the core already holds every atom of the frame (a
+fully uncertain dense frame: no buffer is possible and a cut-out would only repeat the cell), or, with
+`prefer_whole_frame`, when the cut-outs would hold at least as many atoms as the frame: then the frame is
+both the cheaper DFT job and the exact one, each atom seeing its true periodic environment.
 """
 
 from dataclasses import dataclass, field
@@ -65,8 +71,10 @@ def embed_uncertain_regions(
     formal_charge_overrides: dict | None = None,
     min_cap_distance: float = MIN_CAP_DISTANCE,
     bond_factor: float = BOND_FACTOR,
+    prefer_whole_frame: bool = True,
 ) -> list[EmbeddedCluster]:
-    """One embedded cluster per group of atoms with gamma above `threshold` (groups within 2 r_cut merge).
+    """One embedded cluster per group of atoms with gamma above `threshold` (groups within 2 r_cut merge),
+    or the whole frame alone (see the module docstring).
 
     `bonding` is the class of `core.classify` ('alloy', 'covalent', 'ionic', 'molecule'; 'metallic' is
     accepted for 'alloy'). Lengths in Angstrom.
@@ -83,7 +91,12 @@ def embed_uncertain_regions(
         )
     vacuum = r_cut if vacuum is None else vacuum
     seeds = np.flatnonzero(gammas > threshold)
-    return [
+    groups = seed_groups(atoms, seeds, r_cut)
+    if any(core_covers_frame(atoms, group, gammas, r_cut) for group in groups):
+        return [
+            whole_frame(atoms, seeds, r_cut, bonding, formal_charge_overrides, "the core holds every atom")
+        ]
+    clusters = [
         _embed_group(
             atoms,
             group,
@@ -96,8 +109,44 @@ def embed_uncertain_regions(
             min_cap_distance,
             bond_factor,
         )
-        for group in seed_groups(atoms, seeds, r_cut)
+        for group in groups
     ]
+    size = sum(len(cluster.atoms) for cluster in clusters)
+    if prefer_whole_frame and size >= len(atoms):
+        reason = f"the cut-outs ({size} atoms) are not smaller than the frame ({len(atoms)})"
+        return [whole_frame(atoms, seeds, r_cut, bonding, formal_charge_overrides, reason)]
+    return clusters
+
+
+def core_covers_frame(atoms: Atoms, group: np.ndarray, gammas: np.ndarray, r_cut: float) -> bool:
+    """True when every atom of the frame (some periodic image of it) lies in the group's core."""
+    pool = image_pool(atoms, group, gammas, r_cut + 1e-6)
+    core, _ = core_and_buffer(pool, r_cut, r_cut)
+    return np.unique(pool.parent[core]).size == len(atoms)
+
+
+def whole_frame(
+    atoms: Atoms, seeds: np.ndarray, r_cut: float, bonding: str, charge_overrides, reason: str
+) -> EmbeddedCluster:
+    """The periodic frame itself as the label: all atoms core (weight 1); an ionic frame's own net formal
+    charge, if any, goes to pw.x's uniform background."""
+    frame = Atoms(atoms.get_chemical_symbols(), atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+    cluster = EmbeddedCluster(frame, np.sort(seeds), "not_applicable", notes={"whole_frame": reason})
+    if bonding in CHARGED_BONDING:
+        charge = int(formal_charges(np.array(atoms.get_chemical_symbols()), charge_overrides).sum())
+        cluster.charge_method = "neutral" if charge == 0 else "background"
+        cluster.tot_charge = float(charge)
+        cluster.notes["initial_formal_charge"] = charge
+    frame.set_array(REGION_ARRAY, np.full(len(frame), "core", dtype="<U6"))
+    frame.set_array(WEIGHT_ARRAY, np.ones(len(frame)))
+    frame.set_array(PARENT_ARRAY, np.arange(len(frame)))
+    frame.info.update(
+        autopipe_charge_method=cluster.charge_method,
+        autopipe_tot_charge=cluster.tot_charge,
+        autopipe_r_cut=r_cut,
+        autopipe_whole_frame=True,
+    )
+    return cluster
 
 
 def _embed_group(
@@ -180,6 +229,7 @@ def _embed_group(
         autopipe_charge_method=cluster.charge_method,
         autopipe_tot_charge=cluster.tot_charge,
         autopipe_r_cut=r_cut,
+        autopipe_whole_frame=False,
     )
     cluster.atoms = embedded
     return cluster
