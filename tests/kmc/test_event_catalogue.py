@@ -91,7 +91,10 @@ def test_catalogue_trusts_known_saddles_and_sends_the_gold_hop_to_labelling(copp
     assert 1 <= rates.n_tier2 < len(catalogue.events)
     assert catalogue.n_hessians == 2 * rates.n_tier2
     assert np.all((rates.prefactors[rates.tier == 2] > 1e11) & (rates.prefactors[rates.tier == 2] < 1e14))
-    assert np.all(rates.prefactors[rates.tier == 1] == 1e12)
+    # Tier 1 keeps the 1e12 Hz rates for the selection, then takes the Tier-2 events' mean prefactor.
+    assert np.allclose(rates.tier1_rates, arrhenius_rate(barriers, 500.0, 1e12))
+    tier2_mean = np.exp(np.log(rates.prefactors[rates.tier == 2]).mean())
+    assert np.allclose(rates.prefactors[rates.tier == 1], tier2_mean)
     assert np.allclose(rates.rates, arrhenius_rate(barriers, 500.0, rates.prefactors))
     arrays = catalogue.kmc_arrays()
     assert np.allclose(arrays["displacements"], -np.array([vector for _, vector in catalogue.hops]))

@@ -103,3 +103,20 @@ def test_lattice_that_runs_out_of_hops_stalls_with_its_outputs(aiida_profile_cle
     assert output["status"] == "stalled" and 0 < output["steps"] <= 20
     assert output["mean_occupation_by_site_type"][0] > 0.2  # the time average sits on the low sites
     assert "times" in results["trajectory"].get_arraynames()
+
+
+def test_saddle_search_inputs_are_checked_before_submission(aiida_profile_clean, kmc_code):
+    from aiida import orm
+    from aiida.engine import run_get_node
+    from ase.build import bulk
+
+    builder = kmc_code.get_builder()
+    builder.parameters = orm.Dict({"steps": 10})
+    builder.structure = orm.StructureData(ase=bulk("Cu", "fcc", a=3.6, cubic=True))
+    with pytest.raises(ValueError, match="needs potential and active_set"):
+        run_get_node(builder)
+    builder.potential = orm.SinglefileData.from_string("not read", "potential.yaml")
+    builder.active_set = orm.SinglefileData.from_string("not read", "potential.asi")
+    builder.event_catalogue = orm.ArrayData({"barriers": np.ones(1)})
+    with pytest.raises(ValueError, match="either structure"):
+        run_get_node(builder)

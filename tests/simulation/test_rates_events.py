@@ -64,9 +64,35 @@ def test_top_event_selection_follows_the_tier1_share():
     assert rates[chosen].sum() / rates.sum() >= 0.99
     assert select_top_events(rates, 0.5).tolist() == [0, 1, 6]  # ties are taken together
     calls = []
-    tiered = tiered_rates(barriers, 300.0, lambda i: calls.append(i) or 3e12, cumulative_share=0.99)
-    assert sorted(calls) == [0, 1, 2, 6] and tiered.n_hessians() == 5
-    assert np.all(tiered.prefactors[[3, 4, 5]] == 1e12)
+    fixed = tiered_rates(barriers, 300.0, lambda i: calls.append(i) or 3e12, 0.99, calibrate_tier1=False)
+    assert sorted(calls) == [0, 1, 2, 6] and fixed.n_hessians() == 5
+    assert np.all(fixed.prefactors[[3, 4, 5]] == 1e12)
+    # Calibrated: the rest take the Tier-2 mean (3e12 Hz); no spread, so no margin and no extra Hessian.
+    calibrated = tiered_rates(barriers, 300.0, lambda i: 3e12, 0.99)
+    assert calibrated.top_events.tolist() == [0, 1, 2, 6] and np.allclose(calibrated.prefactors, 3e12)
+
+
+def test_adaptive_selection_widens_the_cut_by_the_prefactor_spread():
+    """Tier 1 picks events 0 and 1 (80 % share); their Vineyard prefactors differ tenfold, so events 2
+    and 3, within that spread of the new cut, get Tier 2 as well; without a margin they stay in Tier 1."""
+    barriers = np.array([0.50, 0.53, 0.55, 0.57, 0.90])
+    vineyard = np.array([1e11, 1e12, 2e12, 3e12, 1e12])
+    calls = []
+    tiered = tiered_rates(barriers, 300.0, lambda i: calls.append(i) or vineyard[i], 0.8)
+    assert calls == [0, 1, 2, 3] and tiered.tier.tolist() == [2, 2, 2, 2, 1]
+    assert tiered.prefactors[4] == pytest.approx(np.exp(np.log(vineyard[:4]).mean()))
+    narrow = tiered_rates(barriers, 300.0, vineyard.__getitem__, 0.8, margin_sigmas=0.0)
+    assert narrow.top_events.tolist() == [0, 1]
+    full = arrhenius_rate(barriers, 300.0, vineyard)
+    assert rate_errors(tiered, full, 0.95)["missed"] == 0 < rate_errors(narrow, full, 0.95)["missed"]
+
+
+def test_event_without_a_saddle_is_left_out_of_the_calibration():
+    """prefactor_of gives NaN when the Hessians show no saddle: the others calibrate Tier 1 without it."""
+    barriers = np.array([0.50, 0.50, 0.60, 0.90])
+    tiered = tiered_rates(barriers, 300.0, lambda i: np.nan if i == 1 else 2e12, 0.99)
+    assert tiered.top_events.tolist() == [0, 1, 2] and np.isnan(tiered.rates[1])
+    assert tiered.prefactors[3] == pytest.approx(2e12) and np.all(np.isfinite(tiered.rates[[0, 2, 3]]))
 
 
 @pytest.fixture(scope="module")
@@ -145,13 +171,13 @@ def test_tiered_and_full_rates_agree_on_top_events(copper_vacancy):
         [tiered.prefactors[i] if tiered.tier[i] == 2 else prefactor_of(i) for i in range(12)]
     )
     full = arrhenius_rate(barriers, 500.0, full_prefactors)
-    errors = rate_errors(tiered, full)
+    errors = rate_errors(tiered, full, top_share=0.95)  # on the events carrying 95 % of the full rate
     assert 1 <= tiered.n_tier2 < len(unique)
     assert np.all((full_prefactors > 1e11) & (full_prefactors < 1e14))
-    assert errors["top_rate"] == 0.0
+    assert errors["missed"] == 0 and errors["top_rate"] == 0.0  # every top event got its Vineyard rate
     assert errors["top_probability"] < 0.05 and errors["total_rate"] < 0.05
-    calibrated = rate_errors(tiered_rates(barriers, 500.0, prefactor_of, 0.95, calibrate_tier1=True), full)
-    assert calibrated["total_rate"] <= errors["total_rate"]
+    fixed = rate_errors(tiered_rates(barriers, 500.0, prefactor_of, 0.95, calibrate_tier1=False), full)
+    assert errors["total_rate"] <= fixed["total_rate"]
     assert len(set(np.round(barriers, 3))) > 1 and hop_of[int(np.argmax(tiered.rates))] in neighbours
 
 

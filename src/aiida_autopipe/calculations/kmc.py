@@ -1,4 +1,5 @@
-"""``KmcCalculation``: BKL kinetic Monte Carlo by the `autopipe-kmc` runner (lattice gas or event catalogue).
+"""``KmcCalculation``: BKL kinetic Monte Carlo by the `autopipe-kmc` runner (lattice gas, event catalogue, or
+saddle search with the trained potential).
 
 A CalcJob so that millions of kMC steps never block a daemon worker and can run on any Computer. The
 trajectory comes back as one ArrayData on a fixed time grid, never as a node per step.
@@ -6,13 +7,15 @@ trajectory comes back as one ArrayData on a fixed time grid, never as a node per
 
 from __future__ import annotations
 
+import json
+
 import yaml
 from aiida import orm
 from aiida.common import datastructures
 from aiida.engine import CalcJob
 
 from aiida_autopipe.runners.files import RESULTS_FILE
-from aiida_autopipe.runners.kmc import TRAJECTORY_FILE
+from aiida_autopipe.runners.kmc import TRAJECTORY_FILE, UNCERTAIN_SADDLES_FILE
 
 #: Arrays of an `event_catalogue` input: one entry (row) per event.
 CATALOGUE_ARRAYS = ("barriers", "prefactors", "displacements")
@@ -22,6 +25,10 @@ class KmcCalculation(CalcJob):
     """Residence-time kMC: state and clock recorded as a trajectory, D and occupations in the results."""
 
     _INPUT_FILE = "kmc_input.yaml"
+    _STRUCTURE_FILE = "structure.extxyz"
+    _POTENTIAL_FILE = "potential.yaml"
+    _ACTIVE_SET_FILE = "potential.asi"
+    _REFERENCE_FILE = "reference.json"
     _STDOUT = "kmc.out"
 
     @classmethod
@@ -41,6 +48,23 @@ class KmcCalculation(CalcJob):
             required=False,
             help="Atomistic events reused in every state: arrays `barriers` (eV), `prefactors` (Hz, Tier 1 "
             "or 2), `displacements` (n_events x 3, Angstrom) and optional `tiers`; replaces the lattice gas.",
+        )
+        spec.input(
+            "structure",
+            valid_type=orm.StructureData,
+            required=False,
+            help="Crystal for a saddle search with the trained potential: a vacancy is made at "
+            "`parameters.vacancy_atom` and the hops into it searched (needs potential and active_set).",
+        )
+        spec.input(
+            "potential", valid_type=orm.SinglefileData, required=False, help="pacemaker B-basis (.yaml)."
+        )
+        spec.input("active_set", valid_type=orm.SinglefileData, required=False, help="Active set (.asi).")
+        spec.input(
+            "reference",
+            valid_type=orm.Dict,
+            required=False,
+            help="LJ + ZBL reference (ReferencePotential.to_dict()); the model is then reference + ACE.",
         )
         spec.inputs["metadata"]["options"]["resources"].default = {
             "num_machines": 1,
@@ -62,6 +86,18 @@ class KmcCalculation(CalcJob):
             help="`times` (s), unwrapped `displacements` (Angstrom) per record and particle, and `sites` "
             "(lattice gas) or `event_counts` (event catalogue).",
         )
+        spec.output_namespace(
+            "uncertain_saddles",
+            valid_type=orm.StructureData,
+            dynamic=True,
+            help="Saddles whose gamma passed the threshold (saddle search): to label, not to trust.",
+        )
+        spec.output_namespace(
+            "uncertain_gammas",
+            valid_type=orm.ArrayData,
+            dynamic=True,
+            help="Per-atom gamma (array `gamma`) of each uncertain saddle, by the same label.",
+        )
         spec.default_output_node = "output_parameters"
 
         spec.exit_code(300, "ERROR_NO_RESULTS", message="The runner crashed, no results.json: {stderr_tail}")
@@ -76,6 +112,12 @@ class KmcCalculation(CalcJob):
 
     @staticmethod
     def validate_inputs(inputs, _):
+        if "structure" in inputs:
+            if "event_catalogue" in inputs:
+                return "give either structure (saddle search) or event_catalogue, not both"
+            if "potential" not in inputs or "active_set" not in inputs:
+                return "a saddle search (structure) needs potential and active_set"
+            return None
         catalogue = inputs.get("event_catalogue")
         if catalogue is None:
             return None
@@ -102,6 +144,9 @@ class KmcCalculation(CalcJob):
                 }
                 for i in range(len(arrays["barriers"]))
             ]
+        local_copy_list = []
+        if "structure" in self.inputs:
+            local_copy_list = self._write_saddle_search_files(folder, config)
         with folder.open(self._INPUT_FILE, "w") as handle:
             handle.write(yaml.safe_dump(config, sort_keys=False))
 
@@ -112,5 +157,24 @@ class KmcCalculation(CalcJob):
 
         calcinfo = datastructures.CalcInfo()
         calcinfo.codes_info = [codeinfo]
-        calcinfo.retrieve_list = [RESULTS_FILE, TRAJECTORY_FILE, self._STDOUT]
+        calcinfo.local_copy_list = local_copy_list
+        calcinfo.retrieve_list = [RESULTS_FILE, TRAJECTORY_FILE, UNCERTAIN_SADDLES_FILE, self._STDOUT]
         return calcinfo
+
+    def _write_saddle_search_files(self, folder, config: dict) -> list:
+        """Structure and reference written, file names put in the config; the potential files to copy."""
+        from ase.io import write
+
+        with folder.open(self._STRUCTURE_FILE, "w") as handle:
+            write(handle, self.inputs.structure.get_ase(), format="extxyz")
+        config.update(
+            structure=self._STRUCTURE_FILE, potential=self._POTENTIAL_FILE, active_set=self._ACTIVE_SET_FILE
+        )
+        if "reference" in self.inputs:
+            with folder.open(self._REFERENCE_FILE, "w") as handle:
+                json.dump(self.inputs.reference.get_dict(), handle)
+            config["reference"] = self._REFERENCE_FILE
+        return [
+            (self.inputs.potential.uuid, self.inputs.potential.filename, self._POTENTIAL_FILE),
+            (self.inputs.active_set.uuid, self.inputs.active_set.filename, self._ACTIVE_SET_FILE),
+        ]

@@ -1,4 +1,5 @@
-"""``KmcParser``: results as a Dict, the recorded trajectory as one ArrayData, the status as an exit code."""
+"""``KmcParser``: results as a Dict, the recorded trajectory as one ArrayData, uncertain saddles with their
+per-atom gamma, the status as an exit code."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from aiida import orm
 from aiida.engine import ExitCode
 
 from aiida_autopipe.parsers.runner import RunnerParser
-from aiida_autopipe.runners.kmc import TRAJECTORY_FILE
+from aiida_autopipe.runners.kmc import GAMMA_ARRAY, TRAJECTORY_FILE, UNCERTAIN_SADDLES_FILE
 
 
 class KmcParser(RunnerParser):
@@ -35,6 +36,27 @@ class KmcParser(RunnerParser):
         except (OSError, ValueError, zipfile.BadZipFile):
             return self.exit_codes.ERROR_READING_OUTPUT
         self.out("trajectory", trajectory)
+        if UNCERTAIN_SADDLES_FILE in names:
+            exit_code = self._attach_uncertain_saddles()
+            if exit_code:
+                return exit_code
         if results.get("status") == "stalled":
             return self.exit_codes.ERROR_STALLED.format(message=results.get("message", ""))
+        return None
+
+    def _attach_uncertain_saddles(self):
+        from ase.io import read
+
+        text = self.retrieved.get_object_content(UNCERTAIN_SADDLES_FILE)
+        try:
+            saddles = read(io.StringIO(text), index=":", format="extxyz") if text.strip() else []
+            gammas = [np.asarray(saddle.arrays[GAMMA_ARRAY], dtype=float) for saddle in saddles]
+        except (ValueError, KeyError):
+            return self.exit_codes.ERROR_READING_OUTPUT
+        structures, gamma_nodes = {}, {}
+        for index, (saddle, gamma) in enumerate(zip(saddles, gammas, strict=True)):
+            structures[f"saddle_{index}"] = orm.StructureData(ase=saddle)
+            gamma_nodes[f"saddle_{index}"] = orm.ArrayData({GAMMA_ARRAY: gamma})
+        self.out("uncertain_saddles", structures)
+        self.out("uncertain_gammas", gamma_nodes)
         return None

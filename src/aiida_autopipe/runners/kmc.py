@@ -23,11 +23,27 @@ Atomistic event catalogue (off-lattice; the same events out of every state, see 
     events:
       - {barrier: 0.70, prefactor: 4.1e12, displacement: [1.8, 1.8, 0.0], tier: 2}   # eV, Hz, Angstrom
 
+Saddle search with the trained potential (what `SimulationWorkChain` runs): give `structure` and the runner
+makes a vacancy, searches the hops into it by the dimer method with reference + ACE, checks gamma at every
+saddle, gives the trusted events tiered rates and walks them as the catalogue above:
+
+    structure: structure.extxyz        # perfect crystal (extxyz)
+    potential: potential.yaml          # pacemaker B-basis .yaml (gamma needs it)
+    active_set: potential.asi          # pace_activeset's output
+    reference: reference.json          # optional: LJ + ZBL reference, model = reference + ACE
+    threshold: 5.0                     # gamma above which a saddle is sent to labelling, not trusted
+    vacancy_atom: 0                    # atom removed to make the vacancy
+    hop_cutoff: null                   # Angstrom; default 1.2 x the removed atom's nearest-neighbour distance
+    tier2_share: 0.95                  # Tier-1 share of the total rate whose events get Vineyard prefactors
+    hessian_radius: null               # Angstrom around each hop's midpoint; default hop_cutoff
+    fmax: 0.02                         # eV/Angstrom, relaxation and dimer convergence
+
 Outputs: `results.json` (status, steps, simulated time, diffusion coefficient with its standard error and the
 exact or dilute-limit value where one exists, the catalogue's drift velocity, mean occupation per site type,
 steps per second of wall and CPU time) and `trajectory.npz` (`times` in s, unwrapped `displacements`
 (n_records, n_particles, dim) in Angstrom, and `sites` per record on the lattice or `event_counts` for a
-catalogue).
+catalogue); with `structure` also `uncertain_saddles.extxyz` (each uncertain saddle with its per-atom `gamma`
+array and its barrier in the info).
 Exit status: 0 done, 2 invalid input, 3 stalled (no possible hop left before the last step).
 """
 
@@ -45,6 +61,8 @@ EXIT_OK = 0
 EXIT_STALLED = 3
 
 TRAJECTORY_FILE = "trajectory.npz"
+UNCERTAIN_SADDLES_FILE = "uncertain_saddles.extxyz"
+GAMMA_ARRAY = "gamma"
 #: Largest trajectory written (numbers): a CalcJob output, not a dump of every step.
 MAX_TRAJECTORY_VALUES = 20_000_000
 
@@ -64,6 +82,16 @@ DEFAULTS = {
     "n_records": 200,
     "seed": 0,
     "events": None,
+    "structure": None,
+    "potential": "potential.yaml",
+    "active_set": "potential.asi",
+    "reference": None,
+    "threshold": 5.0,
+    "vacancy_atom": 0,
+    "hop_cutoff": None,
+    "tier2_share": 0.95,
+    "hessian_radius": None,
+    "fmax": 0.02,
 }
 
 
@@ -199,15 +227,45 @@ def run_lattice_gas(config: dict, workdir: Path) -> tuple[int, dict]:
     return EXIT_OK, {**results, "status": "completed"}
 
 
-def run_event_catalogue(config: dict, workdir: Path) -> tuple[int, dict]:
-    from aiida_autopipe.core.errors import InputError
+def _walk(rates, vectors, config: dict) -> tuple[dict, dict]:
+    """BKL walk over a fixed catalogue: (arrays for trajectory.npz, results)."""
     from aiida_autopipe.core.kmc.walk import (
         diffusion_coefficient,
         drift_velocity,
-        event_rates,
         exact_walk_diffusion,
         run_event_walk,
     )
+
+    interval = _record_interval(config, float(rates.sum()))
+    setup = time.perf_counter()
+    run_event_walk(rates, vectors, 0, interval, 0)  # compile (or load) the kernel outside the timing
+    setup = time.perf_counter() - setup
+    walk, wall, cpu = _timed(
+        lambda: run_event_walk(rates, vectors, config["steps"], interval, config["n_records"], config["seed"])
+    )
+    arrays = {"times": walk.times, "displacements": walk.displacements, "event_counts": walk.event_counts}
+    results = {
+        "steps": walk.n_steps,
+        "simulated_time": walk.final_time,
+        "record_interval": interval,
+        "n_records": int(walk.times.size),
+        "event_rates": rates.tolist(),
+        "total_rate": float(rates.sum()),
+        "diffusion_coefficient_exact": exact_walk_diffusion(rates, vectors),
+        "drift_velocity": drift_velocity(rates, vectors).tolist(),
+        "setup_seconds": setup,
+        **_speed(walk.n_steps, wall, cpu),
+    }
+    if walk.times.size >= 3:
+        results["diffusion_coefficient"], results["diffusion_coefficient_error"] = diffusion_coefficient(
+            walk.times, walk.displacements
+        )
+    return arrays, results
+
+
+def run_event_catalogue(config: dict, workdir: Path) -> tuple[int, dict]:
+    from aiida_autopipe.core.errors import InputError
+    from aiida_autopipe.core.kmc.walk import event_rates
 
     events = config["events"]
     try:
@@ -220,49 +278,139 @@ def run_event_catalogue(config: dict, workdir: Path) -> tuple[int, dict]:
             "events", f"each event needs barrier and displacement ({exc})", "see the runner's doc"
         ) from exc
     rates = event_rates(barriers, prefactors, float(config["temperature"]))
-    interval = _record_interval(config, float(rates.sum()))
-    setup = time.perf_counter()
-    run_event_walk(rates, vectors, 0, interval, 0)  # compile (or load) the kernel outside the timing
-    setup = time.perf_counter() - setup
-    walk, wall, cpu = _timed(
-        lambda: run_event_walk(rates, vectors, config["steps"], interval, config["n_records"], config["seed"])
-    )
-    np.savez_compressed(
-        workdir / TRAJECTORY_FILE,
-        times=walk.times,
-        displacements=walk.displacements,
-        event_counts=walk.event_counts,
-    )
+    trajectory, walk = _walk(rates, vectors, config)
+    np.savez_compressed(workdir / TRAJECTORY_FILE, **trajectory)
     results = {
         "model": "event_catalogue",
         "status": "completed",
-        "steps": walk.n_steps,
-        "simulated_time": walk.final_time,
-        "record_interval": interval,
-        "n_records": int(walk.times.size),
         "n_events": len(events),
         "n_tier2_events": int(sum(tier == 2 for tier in tiers)),
-        "event_rates": rates.tolist(),
-        "total_rate": float(rates.sum()),
-        "diffusion_coefficient_exact": exact_walk_diffusion(rates, vectors),
-        "drift_velocity": drift_velocity(rates, vectors).tolist(),
-        "setup_seconds": setup,
-        **_speed(walk.n_steps, wall, cpu),
+        **walk,
     }
-    if walk.times.size >= 3:
-        results["diffusion_coefficient"], results["diffusion_coefficient_error"] = diffusion_coefficient(
-            walk.times, walk.displacements
-        )
     return EXIT_OK, results
 
 
+def _saddle_search_model(config: dict, workdir: Path):
+    """Reference + ACE (the MD runner's model) and a per-atom gamma function that leaves projections off for
+    the many force calls of the searches."""
+    from aiida_autopipe.runners.otf_md import make_model
+
+    paths = {}
+    for key in ("potential", "active_set") + (("reference",) if config["reference"] else ()):
+        path = workdir / str(config[key])
+        if not path.is_file():
+            raise FileNotFoundError(f"{key}: file {path.name} not found")
+        paths[key] = path
+    model = make_model({"reference": None, **paths})
+
+    def gamma_of(atoms) -> np.ndarray:
+        probe = atoms.copy()
+        probe.calc = model
+        model.reset()
+        model.ace.compute_projections = True
+        try:
+            probe.get_forces()
+            return np.array(model.results["gamma"])
+        finally:
+            model.ace.compute_projections = False
+            model.reset()
+
+    return model, gamma_of
+
+
+def run_saddle_search(config: dict, workdir: Path) -> tuple[int, dict]:
+    """Vacancy in `structure`, dimer saddles of the hops into it with the trained potential, gamma at every
+    saddle (uncertain ones written for labelling), tiered rates for the trusted ones, then their walk."""
+    from ase.io import read, write
+
+    from aiida_autopipe.core.errors import InputError
+    from aiida_autopipe.core.kmc.catalogue import search_event_catalogue, vacancy_hops
+    from aiida_autopipe.core.kmc.events import relax
+
+    try:
+        crystal = read(workdir / str(config["structure"]), format="extxyz")
+        model, gamma_of = _saddle_search_model(config, workdir)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:  # pyace raises RuntimeError on bad files
+        raise InputError("structure", f"{type(exc).__name__}: {exc}", "check the input files") from exc
+    atom = int(config["vacancy_atom"])
+    if not 0 <= atom < len(crystal):
+        raise InputError("vacancy_atom", f"{atom} is not an atom", f"use 0..{len(crystal) - 1}")
+    crystal_gamma = gamma_of(crystal)  # also primes pyace, which fails without projections on its first call
+    vacancy = crystal.positions[atom].copy()
+    nearest = float(np.min(np.delete(crystal.get_distances(atom, range(len(crystal)), mic=True), atom)))
+    cutoff = float(config["hop_cutoff"] or 1.2 * nearest)
+    del crystal[atom]
+    search_start = time.perf_counter()
+    minimum = relax(crystal, model, fmax=float(config["fmax"]))
+    hops = vacancy_hops(minimum, vacancy, cutoff)
+    if not hops:
+        raise InputError("hop_cutoff", f"no atom within {cutoff:.2f} Angstrom of the vacancy", "raise it")
+    catalogue = search_event_catalogue(
+        minimum,
+        lambda: model,
+        hops,
+        float(config["temperature"]),
+        gamma_of,
+        float(config["threshold"]),
+        cumulative_share=float(config["tier2_share"]),
+        hessian_radius=float(config["hessian_radius"] or cutoff),
+        fmax=float(config["fmax"]),
+    )
+    saddles = []
+    for index, (event, gamma) in enumerate(catalogue.uncertain):
+        saddle = event.saddle.copy()
+        saddle.set_array(GAMMA_ARRAY, np.asarray(gamma, dtype=float))
+        saddle.info.update(barrier=float(event.barrier), saddle_index=index)
+        saddles.append(saddle)
+    write(workdir / UNCERTAIN_SADDLES_FILE, saddles, format="extxyz")
+    results = {
+        "model": "saddle_search",
+        "status": "completed",
+        "n_atoms": len(minimum),
+        "hop_cutoff": cutoff,
+        "threshold": float(config["threshold"]),
+        "crystal_max_gamma": float(crystal_gamma.max()),
+        "n_candidates": catalogue.n_searches,
+        "n_unconverged": catalogue.n_unconverged,
+        "n_events": len(catalogue.events),
+        "n_not_saddles": catalogue.n_not_saddles,
+        "n_uncertain_saddles": len(saddles),
+        "uncertain_barriers": [float(s.info["barrier"]) for s in saddles],
+        "uncertain_max_gamma": [float(s.arrays[GAMMA_ARRAY].max()) for s in saddles],
+        "n_hessians": catalogue.n_hessians,
+        "n_hessians_all_tier2": 2 * len(catalogue.events),
+        "search_seconds": time.perf_counter() - search_start,
+    }
+    if not catalogue.events:  # nothing to walk: the labels of the uncertain saddles come first
+        np.savez_compressed(workdir / TRAJECTORY_FILE, times=np.zeros(0), displacements=np.zeros((0, 1, 3)))
+        message = (
+            f"no trusted event: {len(saddles)} uncertain, {catalogue.n_not_saddles} not saddles, "
+            f"{catalogue.n_unconverged} unconverged"
+        )
+        return EXIT_OK, {**results, "steps": 0, "message": message}
+    arrays = catalogue.kmc_arrays("vacancy")
+    results.update(
+        barriers=arrays["barriers"].tolist(),
+        prefactors=arrays["prefactors"].tolist(),
+        tiers=arrays["tiers"].tolist(),
+        n_tier2_events=int(np.sum(arrays["tiers"] == 2)),
+    )
+    rates = catalogue.rates.rates
+    trajectory, walk = _walk(rates, np.ascontiguousarray(arrays["displacements"]), config)
+    np.savez_compressed(workdir / TRAJECTORY_FILE, **trajectory)
+    return EXIT_OK, {**results, **walk}
+
+
 def run(config: dict, workdir: Path) -> tuple[int, dict]:
-    """Check the input, run the lattice gas or the catalogue walk, write results.json (always)."""
+    """Check the input, run the lattice gas, the catalogue walk or the saddle search, write results.json."""
     from aiida_autopipe.core.errors import InputError
 
     try:
         config = _check(config)
-        runner = run_event_catalogue if config["events"] else run_lattice_gas
+        if config["structure"]:
+            runner = run_saddle_search
+        else:
+            runner = run_event_catalogue if config["events"] else run_lattice_gas
         code, results = runner(config, workdir)
     except InputError as exc:
         code, results = EXIT_INVALID_INPUT, {"status": "invalid_input", "message": str(exc)}

@@ -36,6 +36,7 @@ class EventCatalogue:
     n_searches: int
     n_unconverged: int
     n_hessians: int  # partial Hessians computed (Tier 2 only)
+    n_not_saddles: int = 0  # dimer end points whose Hessians show no single imaginary mode (dropped)
 
     def kmc_arrays(self, carrier: str = "vacancy") -> dict:
         """Arrays for `KmcCalculation.event_catalogue`: the carrier moves against the atom for a vacancy and
@@ -74,7 +75,7 @@ def search_event_catalogue(
     gamma_of: Callable[[Atoms], np.ndarray],
     gamma_threshold: float,
     cumulative_share: float = 0.95,
-    calibrate_tier1: bool = False,
+    calibrate_tier1: bool = True,
     push_fraction: float = 0.4,
     hessian_radius: float = 2.2,
     fmax: float = 0.01,
@@ -83,6 +84,8 @@ def search_event_catalogue(
 
     The Hessians are partial (atoms within `hessian_radius` of each hop's midpoint, surroundings fixed), so
     no translation modes are dropped; each Tier-2 event costs two of them, which tiering saves on the rest.
+    A Tier-2 event whose Hessians show no single imaginary mode is not a first-order saddle (the dimer
+    stopped on a flat or wrong region of the potential): it is dropped from the catalogue and counted.
     """
     if not candidate_hops:
         raise InputError("candidate_hops", "empty", "give at least one (atom, hop vector) pair")
@@ -101,6 +104,7 @@ def search_event_catalogue(
     trusted, uncertain = uncertain_saddles(deduplicate_events(found), gamma_of, gamma_threshold)
     hops = [hop_of_event[id(event)] for event in trusted]
     n_hessians = 0
+    not_saddles = set()
 
     def prefactor_of(index: int) -> float:
         nonlocal n_hessians
@@ -111,14 +115,25 @@ def search_event_catalogue(
             at_state.calc = calculator_factory()
             hessians.append(finite_difference_hessian(at_state, region))
         n_hessians += 2
-        return vineyard_prefactor(*hessians, minimum.get_masses()[region], n_zero_modes=0)
+        try:
+            return vineyard_prefactor(*hessians, minimum.get_masses()[region], n_zero_modes=0)
+        except InputError:
+            not_saddles.add(index)
+            return np.nan  # no rate: tiering skips it, and the event is dropped below
 
     if trusted:
         barriers = np.array([event.barrier for event in trusted])
         rates = tiered_rates(
             barriers, temperature, prefactor_of, cumulative_share, TIER1_PREFACTOR, calibrate_tier1
         )
+        if not_saddles:
+            keep = np.array([i not in not_saddles for i in range(len(trusted))])
+            trusted = [event for event, kept in zip(trusted, keep, strict=True) if kept]
+            hops = [hop for hop, kept in zip(hops, keep, strict=True) if kept]
+            rates = TieredRates(*(getattr(rates, name)[keep] for name in TieredRates.__dataclass_fields__))
     else:
         empty = np.zeros(0)
         rates = TieredRates(empty, empty, np.zeros(0, dtype=int), empty)
-    return EventCatalogue(trusted, hops, rates, uncertain, len(candidate_hops), n_unconverged, n_hessians)
+    return EventCatalogue(
+        trusted, hops, rates, uncertain, len(candidate_hops), n_unconverged, n_hessians, len(not_saddles)
+    )

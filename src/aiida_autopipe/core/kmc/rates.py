@@ -106,12 +106,12 @@ class TieredRates:
         return self.n_tier2 + (1 if self.n_tier2 else 0)
 
 
-def select_top_events(tier1_rates, cumulative_share: float = 0.99, tie_tolerance: float = 1e-3) -> np.ndarray:
-    """Smallest set of events whose Tier-1 rates make up `cumulative_share` of the total, plus every event
-    whose rate ties with the last one chosen (symmetry-equivalent events get the same treatment)."""
+def select_top_events(rates, cumulative_share: float = 0.99, tie_tolerance: float = 1e-3) -> np.ndarray:
+    """Smallest set of events whose rates make up `cumulative_share` of the total, plus every event whose
+    rate ties with the last one chosen (symmetry-equivalent events get the same treatment)."""
     if not 0.0 < cumulative_share <= 1.0:
         raise InputError("kmc.tier2_share", f"{cumulative_share} not in (0, 1]", "use e.g. 0.99")
-    rates = np.asarray(tier1_rates, dtype=float)
+    rates = np.asarray(rates, dtype=float)
     order = np.argsort(-rates, kind="stable")
     cumulative = np.cumsum(rates[order]) / rates.sum()
     n_chosen = int(np.searchsorted(cumulative, cumulative_share * (1 - 1e-12))) + 1
@@ -125,36 +125,56 @@ def tiered_rates(
     barriers,
     temperature: float,
     prefactor_of: Callable[[int], float],
-    cumulative_share: float = 0.99,
+    cumulative_share: float = 0.95,
     tier1_prefactor: float = TIER1_PREFACTOR,
-    calibrate_tier1: bool = False,
+    calibrate_tier1: bool = True,
+    margin_sigmas: float = 2.0,
 ) -> TieredRates:
-    """Tier 1 for every event, then `prefactor_of(i)` (a Vineyard calculation) for the top events only.
+    """Tier 1 for every event, `prefactor_of(i)` (a Vineyard calculation) for the top events only.
 
-    With `calibrate_tier1`, the events left in Tier 1 take the geometric mean of the Tier-2 prefactors
-    just computed instead of the fixed value: prefactors of one system vary far less than 1e12 is off, so
-    the total escape rate (the kMC clock) improves at no extra Hessian.
+    The top events are chosen adaptively. First pass: the events carrying `cumulative_share` of the Tier-1
+    total (fixed prefactor). Then, with `calibrate_tier1`, the events left in Tier 1 take the geometric mean
+    nu_c of the Tier-2 prefactors computed so far (prefactors of one system scatter far less than 1e12 Hz
+    is off), and the selection is redone on these better estimates, widened by a margin: an event outside the
+    cut whose rate times exp(margin_sigmas x sigma) reaches the cut could belong inside it, sigma being the
+    spread of ln(prefactor) among the Tier-2 events. New picks get Tier 2 and the loop repeats until the
+    top set and its margin are all Tier 2. Without calibration there is one pass with the fixed prefactor.
+    `prefactor_of` may return NaN for an event that turns out to be no saddle: it is left out of the
+    calibration and the selection, and its rate is NaN for the caller to drop.
     """
     barriers = np.asarray(barriers, dtype=float)
     tier1 = arrhenius_rate(barriers, temperature, tier1_prefactor)
     prefactors = np.full(barriers.size, float(tier1_prefactor))
     tier = np.ones(barriers.size, dtype=int)
-    for event in select_top_events(tier1, cumulative_share):
-        prefactors[event] = prefactor_of(int(event))
-        tier[event] = 2
-    if calibrate_tier1:
-        prefactors[tier == 1] = np.exp(np.mean(np.log(prefactors[tier == 2])))
+    pending = select_top_events(tier1, cumulative_share)
+    while pending.size:
+        for event in pending:
+            prefactors[event] = prefactor_of(int(event))
+            tier[event] = 2
+        known = prefactors[(tier == 2) & np.isfinite(prefactors)]  # NaN: prefactor_of found no saddle
+        if not calibrate_tier1 or known.size == 0:
+            break
+        logs = np.log(known)
+        prefactors[tier == 1] = np.exp(logs.mean())
+        estimates = np.nan_to_num(arrhenius_rate(barriers, temperature, prefactors))
+        top = select_top_events(estimates, cumulative_share)
+        spread = np.exp(margin_sigmas * logs.std()) if logs.size > 1 else 1.0
+        near_cut = np.flatnonzero((tier == 1) & (estimates * spread >= estimates[top].min()))
+        pending = np.union1d(top[tier[top] == 1], near_cut)
     return TieredRates(arrhenius_rate(barriers, temperature, prefactors), prefactors, tier, tier1)
 
 
-def rate_errors(tiered: TieredRates, full_rates) -> dict:
-    """How far tiered rates are from Tier 2 everywhere: on the top events' rates and selection
-    probabilities, and on the total escape rate (which sets the kMC clock)."""
+def rate_errors(tiered: TieredRates, full_rates, top_share: float = 0.95) -> dict:
+    """How far tiered rates are from Tier 2 everywhere, on the events that matter: the top events of the
+    full (all Tier 2) catalogue carrying `top_share` of its total rate. Their rates and selection
+    probabilities k_i / K, the total escape rate K (the kMC clock), and how many of them stayed in Tier 1."""
     full_rates = np.asarray(full_rates, dtype=float)
-    top = tiered.top_events
+    top = select_top_events(full_rates, top_share)
     probability_tiered = tiered.rates / tiered.rates.sum()
     probability_full = full_rates / full_rates.sum()
     return {
+        "n_top": int(top.size),
+        "missed": int(np.sum(tiered.tier[top] != 2)),
         "top_rate": float(np.max(np.abs(tiered.rates[top] / full_rates[top] - 1))),
         "top_probability": float(np.max(np.abs(probability_tiered[top] / probability_full[top] - 1))),
         "total_rate": float(abs(tiered.rates.sum() / full_rates.sum() - 1)),
