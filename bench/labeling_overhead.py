@@ -1,18 +1,24 @@
-"""AiiDA overhead per label: LabelingWorkChain against raw pw.x on the same inputs (8-atom displaced Si).
+"""AiiDA overhead per label: LabelingWorkChain through the daemon against raw pw.x on the same inputs (Si8).
 
-Runs N displaced Si8 cells through LabelingWorkChain one at a time (max_concurrent 1) in a throw-away SQLite
-profile, then reruns pw.x by hand on each generated aiida.in in a fresh folder, and prints both times.
+The profile, Computer and Code are registered exactly as `mlip-pipe setup` does (engines.profile,
+engines.codes: SQLite with the ZeroMQ broker, core.direct over core.local, pw.x with its thread environment),
+and each label is a LabelingWorkChain submitted to a one-worker daemon. Right after each label, the job's own
+script (_aiidasubmit.sh: same prepend_text, environment, command line) runs by hand on a fresh copy of its
+input folder, so both runs see nearly the same machine load. Printed per label: both wall times, pw.x's own
+CPU time in both (the same work), the difference, and the CPU time the daemon spent on the label (with its
+shells): on a loaded machine every wait stretches, while that CPU time is what the label costs an idle one.
 
     uv run python bench/labeling_overhead.py [--structures 3] [--ecutwfc 30] [--kpoints-density 0.25]
+        [--ranks 1]
 """
 
 import argparse
 import os
 import pathlib
+import re
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 
@@ -21,42 +27,31 @@ os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
 os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
 
 import numpy as np
+import psutil
 
 PSEUDO = pathlib.Path("/usr/share/espresso/pseudo/Si.pbe-rrkj.UPF")
 PW = shutil.which("pw.x") or "/usr/bin/pw.x"
+#: Seconds a submitted label may wait for the daemon before its task is sent again.
+STUCK_SECONDS = 60
 
 
 def make_profile(workdir):
-    """A fresh SQLite profile without a broker, a localhost computer, a pw.x code and a one-element family."""
-    from aiida import load_profile, orm
+    """Profile, localhost Computer and pw Code as `mlip-pipe setup` makes them, plus a one-element family."""
     from aiida.plugins import DataFactory, GroupFactory
 
-    subprocess.run(
-        [
-            str(pathlib.Path(sys.executable).parent / "verdi"),
-            "presto",
-            "--profile-name",
-            "bench",
-            "--no-broker",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    load_profile("bench", allow_switch=True)
-    computer = orm.load_computer("localhost")
-    computer.set_minimum_job_poll_interval(0)
-    code = orm.InstalledCode(
-        label="pw", computer=computer, filepath_executable=PW, default_calc_job_plugin="quantumespresso.pw"
-    )
-    code.store()
+    from aiida_autopipe.engines.codes import ensure_code, ensure_localhost
+    from aiida_autopipe.engines.profile import ensure_profile
+
+    ensure_profile("bench", "sqlite")
+    computer = ensure_localhost(workdir / "scratch", ["mpirun", "-np", "{tot_num_mpiprocs}"], os.cpu_count())
+    ensure_code("pw", computer, PW)
     folder = workdir / "pseudo"
     folder.mkdir()
     shutil.copy(PSEUDO, folder / PSEUDO.name)
     family = GroupFactory("pseudo.family.cutoffs").create_from_folder(
         folder, "bench-si", pseudo_type=DataFactory("pseudo.upf")
     )
-    return code, family
+    return f"pw@{computer.label}", family
 
 
 def displaced_si8(seed):
@@ -69,17 +64,71 @@ def displaced_si8(seed):
     return orm.StructureData(ase=atoms)
 
 
-def raw_pw_time(calculation, workdir):
-    """Wall time of pw.x run by hand on the input AiiDA wrote for ``calculation``."""
+def pw_cpu_seconds(text):
+    """pw.x's own CPU time from the PWSCF line of its output."""
+    return float(re.search(r"PWSCF\s+:\s+([\d.]+)s CPU", text).group(1))
+
+
+def raw_pw(calculation, workdir):
+    """Wall time and pw.x CPU time of the job's own script (same prepend_text, environment and command line),
+    run by hand in a fresh copy of the job's input folder."""
+    source = pathlib.Path(calculation.outputs.remote_folder.get_remote_path())
     folder = workdir / f"raw-{calculation.pk}"
-    (folder / "pseudo").mkdir(parents=True)
-    shutil.copy(PSEUDO, folder / "pseudo" / PSEUDO.name)
-    text = calculation.base.repository.get_object_content("aiida.in")
-    (folder / "aiida.in").write_text(text)
+    folder.mkdir()
+    for name in ("aiida.in", "_aiidasubmit.sh"):
+        shutil.copy(source / name, folder / name)
+    shutil.copytree(source / "pseudo", folder / "pseudo")
+    (folder / "out").mkdir()
     start = time.perf_counter()
-    with (folder / "aiida.in").open() as stdin, (folder / "aiida.out").open("w") as stdout:
-        subprocess.run([PW, "-in", "aiida.in"], cwd=folder, stdin=stdin, stdout=stdout, check=True)
-    return time.perf_counter() - start
+    subprocess.run(["bash", "-e", "_aiidasubmit.sh"], cwd=folder, check=True)
+    return time.perf_counter() - start, pw_cpu_seconds((folder / "aiida.out").read_text())
+
+
+def daemon_cpu_seconds():
+    """CPU seconds used so far by the daemon's workers and the shells they waited for (submit, poll)."""
+    from aiida.engine.daemon.client import get_daemon_client
+
+    total = 0.0
+    for worker in psutil.Process(get_daemon_client().get_daemon_pid()).children(recursive=True):
+        times = worker.cpu_times()
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
+def label_once(code, structure, family, args):
+    """Submit a one-structure LabelingWorkChain to the daemon; its wall time from submit to termination."""
+    from aiida import orm
+    from aiida.engine import submit
+    from aiida.engine.processes.control import revive_processes
+    from plumpy import ProcessState
+
+    from aiida_autopipe.workflows.labeling import LabelingWorkChain
+
+    builder = LabelingWorkChain.get_builder_from_protocol(
+        code,
+        {"si8": structure},
+        family.label,
+        overrides={
+            "dft_compute": {
+                "kpoints_density": args.kpoints_density,
+                "max_concurrent": 1,
+                "mpi_ranks": args.ranks,
+            }
+        },
+    )
+    start = time.perf_counter()
+    node = submit(builder)
+    while not node.is_terminated:
+        time.sleep(0.1)
+        if node.process_state == ProcessState.CREATED and time.perf_counter() - start > STUCK_SECONDS:
+            # Once here a task submitted right after the daemon started never reached the worker.
+            print(f"label still not started after {STUCK_SECONDS} s: re-sending its task", flush=True)
+            revive_processes([node])
+            start = time.perf_counter()
+    wall = time.perf_counter() - start
+    assert node.is_finished_ok, (node.exit_status, node.exit_message)
+    calculation = orm.load_node(node.outputs.labels["si8"].base.attributes.get("pw_calculation"))
+    return wall, calculation
 
 
 def main():
@@ -87,55 +136,61 @@ def main():
     parser.add_argument("--structures", type=int, default=3)
     parser.add_argument("--ecutwfc", type=float, default=30.0)
     parser.add_argument("--kpoints-density", type=float, default=0.25)
+    parser.add_argument("--ranks", type=int, default=1, help="MPI ranks per pw.x run")
     args = parser.parse_args()
 
     from aiida import orm
-    from aiida.engine import run_get_node
-
-    from aiida_autopipe.workflows.labeling import LabelingWorkChain
+    from aiida.engine.daemon.client import get_daemon_client
 
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="autopipe-bench-"))
     code, family = make_profile(workdir)
     family.set_cutoffs(
         {"Si": {"cutoff_wfc": args.ecutwfc, "cutoff_rho": 4 * args.ecutwfc}}, "normal", unit="Ry"
     )
-    structures = {f"si8_{index}": displaced_si8(index) for index in range(args.structures)}
-    builder = LabelingWorkChain.get_builder_from_protocol(
-        code,
-        structures,
-        family.label,
-        overrides={"dft_compute": {"kpoints_density": args.kpoints_density, "max_concurrent": 1}},
+    daemon = get_daemon_client()
+    daemon.start_daemon(number_workers=1, timeout=120)
+    rows = []
+    try:
+        for seed in range(args.structures):
+            cpu_before = daemon_cpu_seconds()
+            aiida_wall, calculation = label_once(code, displaced_si8(seed), family, args)
+            daemon_cpu = daemon_cpu_seconds() - cpu_before
+            aiida_cpu = pw_cpu_seconds(
+                calculation.outputs.retrieved.base.repository.get_object_content("aiida.out")
+            )
+            raw_wall, raw_cpu = raw_pw(calculation, workdir)
+            rows.append((aiida_wall, aiida_cpu, raw_wall, raw_cpu, daemon_cpu, os.getloadavg()[0]))
+            print(f"label {seed}: AiiDA {aiida_wall:.2f} s, raw pw.x {raw_wall:.2f} s", flush=True)
+    finally:
+        daemon.stop_daemon(wait=True, timeout=120)
+
+    print(
+        f"Si8 displaced, ecutwfc {args.ecutwfc} Ry, kpoints_density {args.kpoints_density} 1/A, "
+        f"{args.ranks} MPI rank(s), one LabelingWorkChain per label"
     )
-
-    start = time.perf_counter()
-    _, node = run_get_node(builder)
-    total = time.perf_counter() - start
-    assert node.is_finished_ok, node.exit_status
-
-    calculations = [
-        orm.load_node(node.outputs.labels[key].base.attributes.get("pw_calculation"))
-        for key in sorted(structures)
-    ]
-    pw_inside = [calculation.outputs.output_parameters["wall_time_seconds"] for calculation in calculations]
-    raw = [raw_pw_time(calculation, workdir) for calculation in calculations]
-
-    per_label = total / len(structures)
-    raw_mean = statistics.mean(raw)
-    print(f"Si8 displaced, ecutwfc {args.ecutwfc} Ry, kpoints_density {args.kpoints_density} 1/A, 1 rank")
-    print(f"labels: {len(structures)}, one at a time (max_concurrent 1)")
-    print(f"LabelingWorkChain wall time, total:           {total:8.2f} s")
-    print(f"  per label:                                   {per_label:8.2f} s")
-    pw_mean = statistics.mean(pw_inside)
-    print(f"  pw.x's own wall time per label (its output): {pw_mean:8.2f} s")
-    runs = ", ".join(f"{seconds:.2f}" for seconds in raw)
-    print(f"raw pw.x on the same aiida.in, per label:      {raw_mean:8.2f} s  (runs: {runs})")
-    bookkeeping = per_label - pw_mean
-    print(f"AiiDA bookkeeping per label (minus pw.x's own): {bookkeeping:8.2f} s")
-    print(f"  relative to pw.x's own wall time:            {100 * bookkeeping / pw_mean:8.1f} %")
-    print(f"AiiDA overhead per label against raw pw.x:     {per_label - raw_mean:8.2f} s")
-    print(f"  relative to raw pw.x:                        {100 * (per_label - raw_mean) / raw_mean:8.1f} %")
-    print("on a loaded machine the raw and AiiDA pw.x runs see different loads: trust the bookkeeping line")
-    print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(
+        f"pw.x job environment (Code prepend_text): {orm.load_code(code).prepend_text.replace(chr(10), '; ')}"
+    )
+    print("label  AiiDA wall  raw pw.x wall  overhead  pw.x CPU (AiiDA / raw)  daemon CPU  load(1 min)")
+    for index, (aiida_wall, aiida_cpu, raw_wall, raw_cpu, daemon_cpu, load) in enumerate(rows):
+        print(
+            f"{index:5d}  {aiida_wall:8.2f} s  {raw_wall:11.2f} s  {aiida_wall - raw_wall:+7.2f} s"
+            f"  {aiida_cpu:9.2f} / {raw_cpu:6.2f} s  {daemon_cpu:8.2f} s  {load:9.2f}"
+        )
+    aiida_mean = statistics.mean(row[0] for row in rows)
+    raw_mean = statistics.mean(row[2] for row in rows)
+    daemon_mean = statistics.mean(row[4] for row in rows)
+    overhead = aiida_mean - raw_mean
+    print(f"mean per label: AiiDA {aiida_mean:.2f} s, raw pw.x {raw_mean:.2f} s")
+    print(
+        f"AiiDA overhead per label (wall): {overhead:.2f} s = {100 * overhead / raw_mean:.1f} % of raw pw.x"
+    )
+    print(
+        f"daemon CPU per label: {daemon_mean:.2f} s = {100 * daemon_mean / raw_mean:.1f} % of raw pw.x wall"
+    )
+    print(
+        f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores"
+    )
 
 
 if __name__ == "__main__":

@@ -1,11 +1,14 @@
 """LabelingWorkChain on real pw.x runs: labels match pw.x's own output; failures stay out of the labels."""
 
+import re
+
 import numpy as np
 import pytest
 from aiida import orm
 from aiida.engine import run_get_node
 from labeling_helpers import BOHR, RY_PER_EV, bcc_iron, read_pw_stdout, silicon
 
+from aiida_autopipe.calcfunctions.embedding import TOT_CHARGE_ATTRIBUTE
 from aiida_autopipe.core.dft_parameters import GPA_PER_EV_PER_ANGSTROM3
 from aiida_autopipe.workflows.labeling import LabelingWorkChain
 
@@ -136,3 +139,26 @@ def test_spin_orbit_without_fully_relativistic_pseudos_fails_clearly(pw_code, df
     assert node.exit_status == LabelingWorkChain.exit_codes.ERROR_NO_FULLY_RELATIVISTIC_PSEUDOS.status
     assert "Si" in node.exit_message and "fully relativistic" in node.exit_message
     assert not node.called
+
+
+def test_charged_cell_from_the_embedding_reaches_pw_as_tot_charge(pw_code, dft_compute):
+    """A cell carrying Module E's `autopipe_tot_charge` (+1: one electron removed, over a uniform background)
+    is labelled with SYSTEM tot_charge: pw.x counts 7 valence electrons for Si2 instead of 8, the label
+    records the charge, and a neutral structure in the same batch gets no tot_charge."""
+    charged = silicon()
+    charged.base.attributes.set(TOT_CHARGE_ATTRIBUTE, 1.0)
+    node = run_labeling(pw_code, {"si2_plus": charged, "si2": silicon()}, dft_compute)
+
+    assert node.is_finished_ok, node.exit_status
+    label = node.outputs.labels["si2_plus"]
+    assert label.base.attributes.get("tot_charge") == 1.0
+    calculation = orm.load_node(label.base.attributes.get("pw_calculation"))
+    assert calculation.inputs.parameters["SYSTEM"]["tot_charge"] == 1.0
+    reference = read_pw_stdout(calculation, 2)
+    assert re.search(r"number of electrons\s+=\s+7\.00", reference["text"])
+    assert label.get_array("energy")[0] == pytest.approx(reference["energy"], rel=2e-7)
+    assert node.outputs.summary["si2_plus"]["tot_charge"] == 1.0
+
+    neutral = orm.load_node(node.outputs.labels["si2"].base.attributes.get("pw_calculation"))
+    assert "tot_charge" not in neutral.inputs.parameters["SYSTEM"]
+    assert node.outputs.labels["si2"].base.attributes.get("tot_charge") == 0.0

@@ -1,14 +1,20 @@
 """AutopipePwBaseWorkChain's recovery chain on real pw.x runs that really fail to converge."""
 
 import itertools
+import os
+import pathlib
+import signal
+import threading
+import time
 
+import numpy as np
 import pytest
 from aiida import orm
 from aiida.engine import run_get_node
 from labeling_helpers import silicon
 
 from aiida_autopipe.core.dft_parameters import scf_parameters
-from aiida_autopipe.workflows.pw_base import RECOVERY_EXTRA, AutopipePwBaseWorkChain
+from aiida_autopipe.workflows.pw_base import CRASH_EXIT_CODES, RECOVERY_EXTRA, AutopipePwBaseWorkChain
 
 pytestmark = pytest.mark.pw
 
@@ -133,3 +139,124 @@ def test_crashed_run_is_retried_once_then_reported(pw_code, pseudo_family):
     assert node.exit_status == AutopipePwBaseWorkChain.exit_codes.ERROR_REPEATED_CRASH.status
     assert "output_parameters" not in node.outputs
     assert [entry["handler"] for entry in node.base.extras.get(RECOVERY_EXTRA)] == ["handle_crashed_run"]
+
+
+def displaced_si8_inputs(pw_code, pseudo_family, electrons=None, control=None, max_iterations=8):
+    """Inputs for a displaced Si8 single point at 16 Ry on a 3x3x3 mesh: about 2 s of pw.x on an idle core."""
+    displacement = np.zeros((8, 3))
+    displacement[0] = [0.08, -0.05, 0.03]
+    structure = silicon(n_cells=2, displacement=displacement)
+    inputs = pw_base_inputs(pw_code, pseudo_family, electrons or {}, max_iterations=max_iterations)
+    parameters = inputs["pw"]["parameters"].get_dict()
+    parameters["ELECTRONS"]["conv_thr"] = 8 * 2e-10
+    parameters["CONTROL"].update(control or {})
+    inputs["pw"].update(
+        structure=structure,
+        pseudos=pseudo_family.get_pseudos(structure=structure),
+        parameters=orm.Dict(parameters),
+    )
+    return inputs
+
+
+def test_walltime_stop_restarts_from_saved_state_until_converged(pw_code, pseudo_family):
+    """pw.x's own `max_seconds` stops a run cleanly ("Maximum CPU time exceeded", exit 400); each restart
+    continues from the saved state (restart_mode 'restart', the previous folder) until the SCF converges, and
+    only the converged run gives the outputs."""
+    inputs = displaced_si8_inputs(
+        pw_code, pseudo_family, {"conv_thr": 1e-12}, {"max_seconds": 1.5}, max_iterations=20
+    )
+    _, node = run_get_node(AutopipePwBaseWorkChain, **inputs)
+
+    runs = calculations(node)
+    assert len(runs) >= 2
+    assert all(run.exit_status == 400 for run in runs[:-1])
+    assert "Maximum CPU time exceeded" in runs[0].outputs.retrieved.base.repository.get_object_content(
+        "aiida.out"
+    )
+    for previous, run in itertools.pairwise(runs):
+        assert run.inputs.parameters["CONTROL"]["restart_mode"] == "restart"
+        assert run.inputs.parent_folder.uuid == previous.outputs.remote_folder.uuid
+    recovery = node.base.extras.get(RECOVERY_EXTRA)
+    assert [entry["handler"] for entry in recovery] == ["handle_out_of_walltime"] * (len(runs) - 1)
+    assert [entry["calculation"] for entry in recovery] == [run.uuid for run in runs[:-1]]
+
+    assert node.is_finished_ok, node.exit_status
+    assert runs[-1].is_finished_ok
+    assert "convergence has been achieved" in runs[-1].outputs.retrieved.base.repository.get_object_content(
+        "aiida.out"
+    )
+    assert node.outputs.output_parameters.uuid == runs[-1].outputs.output_parameters.uuid
+
+
+def test_killed_pw_is_retried_and_the_retry_gives_the_result(pw_code, pseudo_family):
+    """pw.x killed with SIGKILL mid-run (as the OOM killer or a node failure would): the crash handler
+    reruns it from scratch and only the complete second run gives the outputs."""
+    workdir = pathlib.Path(pw_code.computer.get_workdir().split("{username}")[0])
+    assert len(workdir.parts) > 2, f"workdir {workdir} too broad to pick out this test's pw.x"
+    killed = []
+
+    def kill_first_pw():
+        """SIGKILL the first pw.x running in this test's Computer workdir, half a second into its run."""
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            for pid in own_pw_processes(workdir):
+                time.sleep(0.5)
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_first_pw, daemon=True)
+    killer.start()
+    _, node = run_get_node(AutopipePwBaseWorkChain, **displaced_si8_inputs(pw_code, pseudo_family))
+    killer.join(timeout=1)
+
+    assert len(killed) == 1
+    first, retry = calculations(node)
+    assert first.exit_status in {code.status for code in CRASH_EXIT_CODES}
+    assert "convergence has been achieved" not in first.outputs.retrieved.base.repository.get_object_content(
+        "aiida.out"
+    )
+    assert [entry["handler"] for entry in node.base.extras.get(RECOVERY_EXTRA)] == ["handle_crashed_run"]
+    assert retry.is_finished_ok and "parent_folder" not in retry.inputs
+    assert node.is_finished_ok, node.exit_status
+    assert node.outputs.output_parameters.uuid == retry.outputs.output_parameters.uuid
+
+
+def test_failed_allocation_is_handled_as_out_of_memory_and_never_labelled(pw_code, pseudo_family):
+    """A 300 MB address-space limit (`ulimit -v` in the job script) makes pw.x fail to allocate its FFT grids:
+    the allocation error in stderr sends it to the out-of-memory retry with low-memory settings, and when that
+    fails too the work chain reports it with no output."""
+    inputs = displaced_si8_inputs(pw_code, pseudo_family)
+    inputs["pw"]["metadata"]["options"]["prepend_text"] = "ulimit -v 300000"
+    _, node = run_get_node(AutopipePwBaseWorkChain, **inputs)
+
+    assert node.exit_status == AutopipePwBaseWorkChain.exit_codes.ERROR_OUT_OF_MEMORY.status
+    assert "output_parameters" not in node.outputs
+    first, retry = calculations(node)
+    assert "Cannot allocate memory" in first.get_scheduler_stderr()
+    recovery = node.base.extras.get(RECOVERY_EXTRA)
+    assert [(entry["handler"], entry["changes"]) for entry in recovery] == [
+        (
+            "handle_out_of_memory",
+            {"ELECTRONS.diago_david_ndim": [None, 2], "ELECTRONS.mixing_ndim": [None, 4]},
+        )
+    ]
+    assert retry.inputs.parameters["ELECTRONS"]["diago_david_ndim"] == 2
+    assert not retry.is_finished_ok
+
+
+def own_pw_processes(workdir):
+    """Process ids of the pw.x processes whose working directory lies under ``workdir``."""
+    found = []
+    for entry in pathlib.Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() == "pw.x" and str((entry / "cwd").resolve()).startswith(
+                str(workdir)
+            ):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found

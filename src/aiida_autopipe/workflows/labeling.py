@@ -9,6 +9,7 @@ from aiida.engine import WorkChain, calcfunction, while_
 from aiida.plugins import GroupFactory
 from aiida_quantumespresso.workflows.protocols.utils import ProtocolMixin
 
+from aiida_autopipe.calcfunctions.embedding import TOT_CHARGE_ATTRIBUTE
 from aiida_autopipe.calcfunctions.labels import assemble_label, relabel_kinds
 from aiida_autopipe.core import dft_parameters
 from aiida_autopipe.core.structures.sanity import check_structure
@@ -84,6 +85,12 @@ def summarize_labeling(summary: orm.Dict) -> dict:
 def site_symbols(structure):
     """Chemical symbol of every site."""
     return [structure.get_kind(site.kind_name).symbol for site in structure.sites]
+
+
+def total_charge(structure) -> float:
+    """The cell's net charge (pw.x ``tot_charge``, positive for electrons removed): non-zero for an embedded
+    ionic cluster whose neutralisation fell back to a uniform background, zero for everything else."""
+    return float(structure.base.attributes.get(TOT_CHARGE_ATTRIBUTE, 0.0))
 
 
 class LabelingWorkChain(ProtocolMixin, WorkChain):
@@ -312,6 +319,10 @@ class LabelingWorkChain(ProtocolMixin, WorkChain):
             smearing=config["smearing"],
             electron_maxstep=config["electron_maxstep"],
         )
+        tot_charge = total_charge(self.inputs.structures[task["key"]])
+        if tot_charge:
+            # pw.x adds the compensating uniform background of a charged periodic cell itself.
+            parameters["SYSTEM"]["tot_charge"] = tot_charge
         if task["stage"] == SPIN_ORBIT:
             parameters["SYSTEM"].update(
                 dft_parameters.spin_orbit_parameters(kind_signs, kind_symbols, z_valences)
@@ -324,6 +335,8 @@ class LabelingWorkChain(ProtocolMixin, WorkChain):
             "resources": {"num_machines": 1, "num_mpiprocs_per_machine": ranks},
             "max_wallclock_seconds": config["max_walltime_seconds"],
             "withmpi": ranks > 1,
+            # `resources.pw` of the full config (queue, account, threads, GPUs), when the caller gives it
+            **config.get("scheduler_options", {}),
         }
         return {
             "pw": {
@@ -421,7 +434,12 @@ class LabelingWorkChain(ProtocolMixin, WorkChain):
             chosen = self.ctx.chosen.get(key)
             results = self.ctx.results[key]
             final = results[final_stage].get(chosen) if chosen else None
-            entry = {"magnetic_state": chosen, "states": results[SCALAR], "spin_orbit": results[SPIN_ORBIT]}
+            entry = {
+                "magnetic_state": chosen,
+                "states": results[SCALAR],
+                "spin_orbit": results[SPIN_ORBIT],
+                "tot_charge": total_charge(self.inputs.structures[key]),
+            }
             if key in self.ctx.rejected:
                 entry["status"] = f"rejected: {self.ctx.rejected[key]}"
             elif final is None or final["energy"] is None:
@@ -435,6 +453,7 @@ class LabelingWorkChain(ProtocolMixin, WorkChain):
                     "stage": final_stage,
                     "pw_calculation": workchain.outputs.output_parameters.creator.uuid,
                     "source_structure": self.inputs.structures[key].uuid,
+                    "tot_charge": entry["tot_charge"],
                 }
                 labels[key] = assemble_label(
                     workchain.inputs.pw.structure,

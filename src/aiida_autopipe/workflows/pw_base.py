@@ -39,6 +39,17 @@ CRASH_EXIT_CODES = [
 #: Memory-saving settings that leave the physics unchanged: a smaller Davidson workspace and mixing history.
 LOW_MEMORY_ELECTRONS = {"diago_david_ndim": 2, "mixing_ndim": 4}
 
+#: What a failed allocation leaves in the job's stderr (gfortran's runtime, glibc, C++): the direct scheduler
+#: reports no out-of-memory state, so a crash with one of these is treated as out of memory. A plain SIGKILL
+#: (the kernel's OOM killer or a user) cannot be told apart here and counts as a crash.
+OUT_OF_MEMORY_MARKERS = ("Cannot allocate memory", "Out of memory", "out of memory", "std::bad_alloc")
+
+
+def ran_out_of_memory(calculation) -> bool:
+    """Whether the job's stderr shows a failed memory allocation."""
+    stderr = calculation.get_scheduler_stderr() or ""
+    return any(marker in stderr for marker in OUT_OF_MEMORY_MARKERS)
+
 
 def validate_recovery_strategy(value, _):
     """Only the two documented strategies exist."""
@@ -54,9 +65,10 @@ class AutopipePwBaseWorkChain(PwBaseWorkChain):
     restart: lower ``mixing_beta`` (0.7 -> 0.5 -> 0.3), ``mixing_mode = 'local-TF'``, a temporarily raised
     ``degauss`` (the converged result is then recomputed at the requested ``degauss`` from its density),
     ``diagonalization = 'cg'``. Each restart reads the last charge density. Every action is reported and
-    appended to the ``autopipe_recovery`` extra. Crashed, out-of-memory and walltime-interrupted runs are
-    retried once with a sensible change. ``recovery_strategy = 'default'`` restores aiida-quantumespresso's
-    own handlers only.
+    appended to the ``autopipe_recovery`` extra. A run that pw.x stopped itself at ``max_seconds`` restarts
+    from its saved state (recorded too). Crashed, out-of-memory (a failed allocation in stderr counts) and
+    walltime-killed runs are retried once with a sensible change. ``recovery_strategy = 'default'`` restores
+    aiida-quantumespresso's own handlers only.
     """
 
     @classmethod
@@ -119,9 +131,11 @@ class AutopipePwBaseWorkChain(PwBaseWorkChain):
         self.ctx.requested_degauss = None
         self.ctx.retried = []
 
-    def record_recovery(self, calculation, handler, changes, restart, action):
-        """Report the action and append it to the ``autopipe_recovery`` extra (order preserved)."""
-        self.report_error_handled(calculation, action)
+    def record_recovery(self, calculation, handler, changes, restart, action=None):
+        """Report the action (unless already reported) and append it to the ``autopipe_recovery`` extra, in
+        order."""
+        if action is not None:
+            self.report_error_handled(calculation, action)
         entries = self.node.base.extras.get(RECOVERY_EXTRA, [])
         entries.append(
             {
@@ -251,7 +265,12 @@ class AutopipePwBaseWorkChain(PwBaseWorkChain):
 
     @process_handler(priority=595, exit_codes=CRASH_EXIT_CODES)
     def handle_crashed_run(self, calculation):
-        """pw.x died without complete output (node failure, MPI abort, killed): retry once from scratch."""
+        """pw.x died without complete output (node failure, MPI abort, killed): retry once from scratch.
+
+        A failed allocation in the job's stderr goes to the out-of-memory handling instead.
+        """
+        if ran_out_of_memory(calculation):
+            return self.retry_with_low_memory(calculation)
         if not self.retry_once("crash"):
             self.report_error_handled(calculation, "pw.x crashed again, aborting")
             return ProcessHandlerReport(True, self.exit_codes.ERROR_REPEATED_CRASH)
@@ -263,6 +282,10 @@ class AutopipePwBaseWorkChain(PwBaseWorkChain):
 
     @process_handler(priority=596, exit_codes=[PwCalculation.exit_codes.ERROR_SCHEDULER_OUT_OF_MEMORY])
     def handle_out_of_memory(self, calculation):
+        """The scheduler reports out of memory."""
+        return self.retry_with_low_memory(calculation)
+
+    def retry_with_low_memory(self, calculation):
         """Out of memory: retry once from scratch with a smaller Davidson workspace and mixing history."""
         if not self.retry_once("memory"):
             self.report_error_handled(
@@ -283,6 +306,16 @@ class AutopipePwBaseWorkChain(PwBaseWorkChain):
             "out of memory: retrying from scratch with diago_david_ndim=2, mixing_ndim=4",
         )
         return ProcessHandlerReport(do_break=True)
+
+    @process_handler(priority=580, exit_codes=[PwCalculation.exit_codes.ERROR_OUT_OF_WALLTIME])
+    def handle_out_of_walltime(self, calculation):
+        """pw.x stopped itself at ``max_seconds`` and wrote its restart files: aiida-quantumespresso's full
+        restart (``restart_mode = 'restart'``), recorded like the other recovery actions."""
+        report = super().handle_out_of_walltime(calculation)
+        self.record_recovery(
+            calculation, "handle_out_of_walltime", {"CONTROL.restart_mode": (None, "restart")}, "full"
+        )
+        return report
 
     @process_handler(
         priority=581,
