@@ -16,3 +16,5 @@ exclude_patterns = ["_build", "developing.md"]
 html_theme = "furo"
 html_title = "aiida-autopipe"
 myst_heading_anchors = 3
+# Keep "--slurm" and quotes as written: they are commands to copy.
+smartquotes = False
