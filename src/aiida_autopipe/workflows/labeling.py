@@ -13,6 +13,7 @@ from aiida_autopipe.calcfunctions.embedding import TOT_CHARGE_ATTRIBUTE
 from aiida_autopipe.calcfunctions.labels import assemble_label, relabel_kinds
 from aiida_autopipe.core import dft_parameters
 from aiida_autopipe.core.structures.sanity import check_structure
+from aiida_autopipe.workflows.adoption import launched_before_restart
 from aiida_autopipe.workflows.pw_base import RECOVERY_EXTRA, AutopipePwBaseWorkChain
 
 PseudoPotentialFamily = GroupFactory("pseudo.family")
@@ -282,9 +283,15 @@ class LabelingWorkChain(ProtocolMixin, WorkChain):
         size = self.ctx.config["max_concurrent"]
         self.ctx.batch, self.ctx.queue = self.ctx.queue[:size], self.ctx.queue[size:]
         for task in self.ctx.batch:
-            node = self.submit(AutopipePwBaseWorkChain, **self.pw_inputs(task))
-            self.report(f"{task['key']}: launched {task['stage']} {task['state']} run <{node.pk}>")
-            self.to_context(**{self.context_name(task): node})
+            name = self.context_name(task)
+            # A crashed worker may have launched this task's work chain before the checkpoint recorded it.
+            node = launched_before_restart(self.node, name, self.ctx.get(name))
+            if node is None:
+                node = self.submit(AutopipePwBaseWorkChain, **self.pw_inputs(task))  # link label: name
+                self.report(f"{task['key']}: launched {task['stage']} {task['state']} run <{node.pk}>")
+            else:
+                self.report(f"{task['key']}: adopting run <{node.pk}>, launched before a daemon restart")
+            self.to_context(**{name: node})
 
     @staticmethod
     def context_name(task):

@@ -1,12 +1,13 @@
 """PwBaseWorkChain with an aggressive, recorded SCF recovery chain for unattended labeling."""
 
 from aiida import orm
-from aiida.engine import ExitCode, ProcessHandlerReport, process_handler
+from aiida.engine import ExitCode, ProcessHandlerReport, ToContext, append_, process_handler
 from aiida.plugins import CalculationFactory
 from aiida_quantumespresso.common.types import RestartType
 from aiida_quantumespresso.workflows.pw.base import PwBaseWorkChain
 
 from aiida_autopipe.core import dft_parameters
+from aiida_autopipe.workflows.adoption import launched_before_restart
 
 PwCalculation = CalculationFactory("quantumespresso.pw")
 
@@ -130,6 +131,23 @@ class AutopipePwBaseWorkChain(PwBaseWorkChain):
                 self.ctx.handler_overrides.setdefault(name, {"enabled": False})
         self.ctx.requested_degauss = None
         self.ctx.retried = []
+
+    def run_process(self):
+        """Launch the next pw.x run, or adopt the one a crashed daemon worker launched before this work
+        chain's checkpoint recorded it (the restarted step would otherwise run the same pw.x twice)."""
+        known = self.ctx.children[-1] if self.ctx.get("children") else None
+        orphan = launched_before_restart(self.node, f"iteration_{self.ctx.iteration + 1:02d}", known)
+        if orphan is None:
+            return super().run_process()
+        self.ctx.iteration += 1
+        considered = self.node.base.extras.get(self._considered_handlers_extra, [])
+        if len(considered) < self.ctx.iteration:
+            self.node.base.extras.set(self._considered_handlers_extra, [*considered, []])
+        self.report(
+            f"adopting {self.ctx.process_name}<{orphan.pk}> iteration #{self.ctx.iteration}, launched "
+            "before a daemon restart"
+        )
+        return ToContext(children=append_(orphan))
 
     def record_recovery(self, calculation, handler, changes, restart, action=None):
         """Report the action (unless already reported) and append it to the ``autopipe_recovery`` extra, in
