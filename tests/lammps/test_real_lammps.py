@@ -25,22 +25,22 @@ def si_diamond(a=5.431):
     return bulk("Si", "diamond", a=a, cubic=True).repeat(2)
 
 
-def python_model(tiny_potential):
+def python_model(ace_potential):
     from aiida_autopipe.core.baseline import ReferencePlusACECalculator
 
-    reference = ReferencePotential.from_dict(json.loads(tiny_potential["reference"].read_text()))
+    reference = ReferencePotential.from_dict(json.loads(ace_potential["reference"].read_text()))
     calculator = ReferencePlusACECalculator(
-        str(tiny_potential["potential"]), reference, str(tiny_potential["active_set"])
+        str(ace_potential["potential"]), reference, str(ace_potential["active_set"])
     )
     return calculator, reference
 
 
-def run_lammps(executable, directory, tiny_potential, atoms, **parameters):
+def run_lammps(executable, directory, ace_potential, atoms, **parameters):
     """The workchain's files, run by `lmp` directly: results record, last frame, log."""
     directory.mkdir(parents=True, exist_ok=True)
-    shutil.copy(tiny_potential["potential"], directory / lammps_md.POTENTIAL_FILE)
-    shutil.copy(tiny_potential["active_set"], directory / lammps_md.ACTIVE_SET_FILE)
-    reference = ReferencePotential.from_dict(json.loads(tiny_potential["reference"].read_text()))
+    shutil.copy(ace_potential["potential"], directory / lammps_md.POTENTIAL_FILE)
+    shutil.copy(ace_potential["active_set"], directory / lammps_md.ACTIVE_SET_FILE)
+    reference = ReferencePotential.from_dict(json.loads(ace_potential["reference"].read_text()))
     settings = lammps_md.validated_parameters(parameters)
     elements = lammps_md.structure_elements(atoms)
     (directory / lammps_md.STRUCTURE_FILE).write_text(lammps_md.lammps_data(atoms, elements))
@@ -70,13 +70,13 @@ def first_potential_energy(log: str) -> float:
 
 
 @pytest.fixture(scope="module")
-def training_threshold(tiny_potential):
+def training_threshold(ace_potential):
     """A dynamic threshold: the 95th percentile of pyace's per-atom gamma over the training set."""
     from aiida_autopipe.core.pacemaker_input import read_labelled_frames
 
-    calculator, _ = python_model(tiny_potential)
+    calculator, _ = python_model(ace_potential)
     gammas = []
-    for frame in read_labelled_frames(tiny_potential["labels"]):
+    for frame in read_labelled_frames(ace_potential["labels"]):
         frame = frame.copy()
         frame.calc = calculator
         frame.get_potential_energy()
@@ -84,14 +84,14 @@ def training_threshold(tiny_potential):
     return float(np.percentile(gammas, 95))
 
 
-def test_lammps_gamma_and_energy_match_pyace(tmp_path, pace_lammps, tiny_potential):
+def test_lammps_gamma_and_energy_match_pyace(tmp_path, pace_lammps, ace_potential):
     """Same model in both engines: per-atom gamma and reference + ACE energy (less the e0 constants)."""
     atoms = si_diamond(a=5.35)
     atoms.rattle(0.05, seed=3)
     results, _, log = run_lammps(
-        pace_lammps, tmp_path, tiny_potential, atoms, steps=1, threshold=1e6, temperature=1.0
+        pace_lammps, tmp_path, ace_potential, atoms, steps=1, threshold=1e6, temperature=1.0
     )
-    calculator, reference = python_model(tiny_potential)
+    calculator, reference = python_model(ace_potential)
     atoms.calc = calculator
     energy = atoms.get_potential_energy()
     assert results["gamma_trace_steps"] == [0, 1]
@@ -101,12 +101,12 @@ def test_lammps_gamma_and_energy_match_pyace(tmp_path, pace_lammps, tiny_potenti
 
 
 def test_lammps_md_inside_the_training_set_does_not_halt(
-    tmp_path, pace_lammps, tiny_potential, training_threshold
+    tmp_path, pace_lammps, ace_potential, training_threshold
 ):
     results, frame, _ = run_lammps(
         pace_lammps,
         tmp_path,
-        tiny_potential,
+        ace_potential,
         si_diamond(),
         temperature=300,
         steps=30,
@@ -119,13 +119,13 @@ def test_lammps_md_inside_the_training_set_does_not_halt(
 
 
 def test_lammps_md_far_outside_the_training_set_halts(
-    tmp_path, pace_lammps, tiny_potential, training_threshold
+    tmp_path, pace_lammps, ace_potential, training_threshold
 ):
     """Squeezed diamond Si halts before any step; hot diamond Si halts during the MD, on the dumped frame."""
     compressed, _, _ = run_lammps(
         pace_lammps,
         tmp_path / "compressed",
-        tiny_potential,
+        ace_potential,
         si_diamond(a=4.75),
         temperature=300,
         steps=30,
@@ -137,7 +137,7 @@ def test_lammps_md_far_outside_the_training_set_halts(
     hot, frame, _ = run_lammps(
         pace_lammps,
         tmp_path / "hot",
-        tiny_potential,
+        ace_potential,
         si_diamond(),
         temperature=3000,
         steps=60,
@@ -150,7 +150,7 @@ def test_lammps_md_far_outside_the_training_set_halts(
 
 
 def test_workchain_runs_aiida_lammps_and_returns_the_halting_frame(
-    aiida_profile_clean, aiida_code_installed, pace_lammps, tiny_potential, training_threshold
+    aiida_profile_clean, aiida_code_installed, pace_lammps, ace_potential, training_threshold
 ):
     from aiida import orm
     from aiida.engine import run_get_node
@@ -163,9 +163,9 @@ def test_workchain_runs_aiida_lammps_and_returns_the_halting_frame(
             "metadata": {"options": {"resources": {"num_machines": 1, "num_mpiprocs_per_machine": 1}}},
         },
         structure=orm.StructureData(ase=si_diamond(a=4.75)),
-        potential=orm.SinglefileData(tiny_potential["potential"]),
-        active_set=orm.SinglefileData(tiny_potential["active_set"]),
-        reference=orm.Dict(json.loads(tiny_potential["reference"].read_text())),
+        potential=orm.SinglefileData(ace_potential["potential"]),
+        active_set=orm.SinglefileData(ace_potential["active_set"]),
+        reference=orm.Dict(json.loads(ace_potential["reference"].read_text())),
         parameters={"temperature": 300.0, "steps": 20, "gamma_every": 5, "threshold": training_threshold},
     )
     assert node.is_finished_ok, node.exit_message
@@ -178,7 +178,7 @@ def test_workchain_runs_aiida_lammps_and_returns_the_halting_frame(
 
 
 def test_simulation_workchain_runs_its_md_in_lammps(
-    aiida_profile_clean, aiida_code_installed, pace_lammps, tiny_potential, training_threshold
+    aiida_profile_clean, aiida_code_installed, pace_lammps, ace_potential, training_threshold
 ):
     """With `lammps_code`, Module E's MD goes through aiida-lammps; squeezed Si halts and is cut out."""
     from aiida import orm
@@ -207,8 +207,8 @@ def test_simulation_workchain_runs_its_md_in_lammps(
     }
     builder = SimulationWorkChain.get_builder_from_protocol(
         otf_md,
-        orm.SinglefileData(tiny_potential["potential"]),
-        orm.SinglefileData(tiny_potential["active_set"]),
+        orm.SinglefileData(ace_potential["potential"]),
+        orm.SinglefileData(ace_potential["active_set"]),
         {
             "diamond": orm.StructureData(ase=si_diamond()),
             "squeezed": orm.StructureData(ase=si_diamond(a=4.75)),
@@ -217,7 +217,7 @@ def test_simulation_workchain_runs_its_md_in_lammps(
         r_cut=5.0,
         protocol="fast",
         overrides={"embedding": {"bonding": "covalent"}},
-        reference=orm.Dict(json.loads(tiny_potential["reference"].read_text())),
+        reference=orm.Dict(json.loads(ace_potential["reference"].read_text())),
         generation=orm.Int(1),
     )
     builder.lammps_code = lammps

@@ -1,14 +1,5 @@
 """Structures and settings the OTF tests share (own module: `conftest` names clash across folders)."""
 
-#: Same tiny basis as Module D's tests: enough to learn diamond Si, fast enough for CI.
-TINY_FIT = {
-    "body_order": 3,
-    "polynomial_degree": 1,
-    "radial_basis_size": 4,
-    "max_iterations": 12,
-    "densities": 1,
-}
-
 
 def si_diamond(a: float = 5.431, repeat: int = 2):
     from ase.build import bulk

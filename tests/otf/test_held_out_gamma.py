@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from otf_helpers import TINY_FIT, rattled_si_frames
+from otf_helpers import rattled_si_frames
+
+from tiny_ace import TINY_FIT
 
 BIN = Path(sys.executable).parent
 

@@ -33,7 +33,23 @@ def potential_nodes(aiida_profile_clean, ace_potential):
     }
 
 
-def test_workchain_returns_embedded_clusters_when_md_halts(potential_nodes, otf_code, ace_potential):
+@pytest.fixture
+def held_out_gammas(potential_nodes, ace_potential):
+    """What the fit's job outputs as `held_out_gammas`: 5-fold held-out grades of the training frames."""
+    from aiida import orm
+
+    from aiida_autopipe.core.held_out_gamma import held_out_gammas as grade
+    from aiida_autopipe.core.pacemaker_input import read_labelled_frames
+
+    grades = grade(str(ace_potential["potential"]), read_labelled_frames(ace_potential["labels"]), 5, 0)
+    node = orm.ArrayData()
+    node.set_array("gamma", grades.gamma)
+    node.set_array("frame_index", grades.frame_index)
+    node.set_array("fold", grades.fold)
+    return node
+
+
+def test_workchain_returns_embedded_clusters_when_md_halts(potential_nodes, otf_code, held_out_gammas):
     """300 K stays inside the training set; 3000 K halts and its uncertain region comes back embedded."""
     from aiida import orm
     from aiida.engine import run_get_node
@@ -49,16 +65,22 @@ def test_workchain_returns_embedded_clusters_when_md_halts(potential_nodes, otf_
         r_cut=5.0,
         overrides={
             "md_parameters": {"timing_steps": 2},
-            "embedding": {"bonding": "covalent", "relax_buffer": False},
+            # A cut-out of the 64-atom frame is larger than the frame: keep it to test the cut-out path.
+            "embedding": {"bonding": "covalent", "relax_buffer": False, "prefer_whole_frame": False},
         },
         reference=potential_nodes["reference"],
-        training_set=orm.SinglefileData(ace_potential["labels"]),
+        training_gammas=held_out_gammas,
         generation=orm.Int(3),
     )
     results, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_message
     threshold = results["threshold"].get_dict()
     assert threshold["mode"] == "dynamic" and threshold["percentile"] == 95.0 and threshold["generation"] == 3
+    assert (
+        threshold["statistic"] == "frame_max"
+        and threshold["n_gammas"] == held_out_gammas.get_array("fold").size
+    )
+    assert results["threshold"].creator.inputs.gammas.uuid == held_out_gammas.uuid
     summary = results["summary"].get_dict()
     runs = {run["temperature"]: run for run in summary["runs"]}
     assert not runs[300.0]["halted"] and runs[300.0]["steps_done"] == 30
@@ -176,6 +198,7 @@ def test_threshold_calcfunction_records_the_percentile(aiida_profile_clean):
     )
     assert record["threshold"] == pytest.approx(np.percentile(gammas.get_array("gamma"), 97))
     assert record["n_gammas"] == 5000 and record.creator.inputs.gammas.uuid == gammas.uuid
+    assert record["statistic"] == "frame_max"  # without frame_index each atom is its own frame
     strict = generation_threshold(
         orm.Dict({"uncertainty_threshold": "dynamic_95percentile", "gamma_floor": 5.0}), orm.Int(2), gammas
     )
@@ -183,7 +206,7 @@ def test_threshold_calcfunction_records_the_percentile(aiida_profile_clean):
 
 
 @pytest.mark.surrogate
-def test_buffer_relaxed_with_chgnet_in_the_md_job(potential_nodes, otf_code, ace_potential):
+def test_buffer_relaxed_with_chgnet_in_the_md_job(potential_nodes, otf_code, held_out_gammas):
     """relax_buffer: the MD job cuts the halting frame and relaxes the buffer with CHGNet, core untouched."""
     from aiida import orm
     from aiida.engine import run_get_node
@@ -203,10 +226,15 @@ def test_buffer_relaxed_with_chgnet_in_the_md_job(potential_nodes, otf_code, ace
         r_cut=3.0,  # below the ACE cutoff only to keep the CHGNet relaxation quick on a CPU
         overrides={
             "md_parameters": {"timing_steps": 0},
-            "embedding": {"bonding": "covalent", "relax_buffer": True, "relax": relax},
+            "embedding": {
+                "bonding": "covalent",
+                "relax_buffer": True,
+                "relax": relax,
+                "prefer_whole_frame": False,
+            },
         },
         reference=potential_nodes["reference"],
-        training_set=orm.SinglefileData(ace_potential["labels"]),
+        training_gammas=held_out_gammas,
     )
     results, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_message
@@ -215,7 +243,10 @@ def test_buffer_relaxed_with_chgnet_in_the_md_job(potential_nodes, otf_code, ace
     halting = md.outputs.halting_structure.get_ase()
     threshold = results["threshold"]["threshold"]
     cuts = embed_frame(
-        halting, md.outputs.halting_gamma.get_array("gamma"), threshold, {"r_cut": 3.0, "bonding": "covalent"}
+        halting,
+        md.outputs.halting_gamma.get_array("gamma"),
+        threshold,
+        {"r_cut": 3.0, "bonding": "covalent", "prefer_whole_frame": False},
     )
     clusters = [results["clusters"][label] for label in sorted(results["clusters"])]
     assert len(clusters) == len(cuts) >= 1

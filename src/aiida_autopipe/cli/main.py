@@ -39,12 +39,23 @@ def cli():
 
     \b
     mlip-pipe setup                   profile, pw.x, Computer, Codes, pseudopotentials
+    mlip-pipe setup lammps --source X build LAMMPS with ML-PACE, register lammps@localhost
     mlip-pipe expand input.yaml       write exec_config_dump.yaml (every decision, no run)
     mlip-pipe input.yaml              expand and run the whole pipeline (same as `run`)
     mlip-pipe status PK               where a run stands
+    mlip-pipe report PK               figures and a markdown summary of a run
+    mlip-pipe export PK / import FILE share labelled datasets and potentials as AiiDA archives
+    mlip-pipe datasets --elements X,Y labelled datasets made of those elements
     """
 
 
+protocol_option = click.option(
+    "--protocol",
+    type=click.Choice(["fast", "balanced", "stringent"]),
+    default="balanced",
+    show_default=True,
+    help="Cost against accuracy: its values replace the heuristics' where input.yaml gives none.",
+)
 profile_option = click.option(
     "--profile", "profile_name", default="autopipe", show_default=True, help="AiiDA profile to create or use."
 )
@@ -73,14 +84,21 @@ def _storage(postgres: bool, host: str, port: int) -> dict:
     return {"storage": "postgres", "postgres": PostgresServer(host=host, port=port)}
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
 @profile_option
 @postgres_option
 @click.option("--pw", "pw_executable", type=click.Path(dir_okay=False), help="pw.x to use instead of PATH's.")
 @click.option("--no-install", is_flag=True, help="Never run apt-get; print the command instead.")
+@click.option("--slurm", is_flag=True, help="Also start a local Slurm and register the Codes on it.")
+@click.pass_context
 @user_errors
-def setup(profile_name, postgres, postgres_host, postgres_port, pw_executable, no_install):
-    """Create or reuse the profile and register engines; safe to run again."""
+def setup(ctx, profile_name, postgres, postgres_host, postgres_port, pw_executable, no_install, slurm):
+    """Create or reuse the profile and register engines; safe to run again.
+
+    `mlip-pipe setup lammps` builds and registers a LAMMPS with ML-PACE (run `mlip-pipe setup` first).
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     from aiida_autopipe.engines.setup import run_setup
 
     report = run_setup(
@@ -88,19 +106,50 @@ def setup(profile_name, postgres, postgres_host, postgres_port, pw_executable, n
         **_storage(postgres, postgres_host, postgres_port),
         install_engines=not no_install,
         pw_executable=pw_executable,
+        slurm=slurm,
     )
     for line in report.lines:
+        click.echo(line)
+
+
+@setup.command("lammps")
+@click.option("--source", help="LAMMPS sources: a folder, a tarball or a URL (default: Debian's, via apt).")
+@click.option("--pace-source", help="python-ace's sdist or its lib/ace folder (default: pip download).")
+@click.option("--prefix", type=click.Path(file_okay=False), help="Install prefix (default: user data dir).")
+@click.option("-j", "--jobs", type=int, help="Parallel compile jobs (default: all cores).")
+@click.option("--mpi", is_flag=True, help="Build with MPI (default: serial).")
+@click.option("--executable", type=click.Path(dir_okay=False), help="Register this ML-PACE lmp, no build.")
+@click.pass_context
+@user_errors
+def setup_lammps_command(ctx, source, pace_source, prefix, jobs, mpi, executable):
+    """Build LAMMPS with ML-PACE (pace/extrapolation) with cmake and register it as lammps@localhost."""
+    from aiida import load_profile
+    from aiida.common.exceptions import ProfileConfigurationError
+
+    from aiida_autopipe.engines.lammps import register_lammps_code, setup_lammps
+
+    profile_name = ctx.parent.params["profile_name"]
+    try:
+        load_profile(profile_name, allow_switch=True)
+    except ProfileConfigurationError as exc:
+        raise InputError("--profile", f"no profile '{profile_name}'", "run `mlip-pipe setup` first") from exc
+    record, lines = setup_lammps(
+        source, pace_source, Path(prefix) if prefix else None, jobs, mpi, executable=executable
+    )
+    code, created = register_lammps_code(record["executable"])
+    for line in [*lines, f"code: {code.full_label} -> {record['executable']}{' (new)' if created else ''}"]:
         click.echo(line)
 
 
 @cli.command()
 @click.argument("input_file", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", default="exec_config_dump.yaml", show_default=True, help="Where to write it.")
+@protocol_option
 @profile_option
 @user_errors
-def expand(input_file, output, profile_name):
+def expand(input_file, output, protocol, profile_name):
     """Write the full config with every heuristic's decision; runs nothing, stores nothing."""
-    config = _expand(input_file, profile_name)
+    config = _expand(input_file, profile_name, protocol)
     from aiida_autopipe.core.config.expand import dump_full_config
 
     path = dump_full_config(config, output)
@@ -115,13 +164,7 @@ def expand(input_file, output, profile_name):
 @cli.command()
 @click.argument("input_file", type=click.Path(dir_okay=False))
 @click.option("--submit", is_flag=True, help="Hand the run to the daemon and return at once.")
-@click.option(
-    "--protocol",
-    type=click.Choice(["fast", "balanced", "stringent"]),
-    default="balanced",
-    show_default=True,
-    help="Protocol of the labeling, training and simulation modules.",
-)
+@protocol_option
 @click.option("-o", "--output", default="exec_config_dump.yaml", show_default=True, help="Full config dump.")
 @profile_option
 @postgres_option
@@ -139,7 +182,7 @@ def run(input_file, submit, protocol, output, profile_name, postgres, postgres_h
     pseudo_dir = user_pseudo_dir(user_data, base_dir)
     if pseudo_dir is not None:
         ensure_pseudo_family(pseudo_dir=pseudo_dir)
-    config = _expand(input_file, profile_name)
+    config = _expand(input_file, profile_name, protocol)
     from aiida_autopipe.core.config.expand import dump_full_config
     from aiida_autopipe.engines.codes import configure_launch
     from aiida_autopipe.workflows.launch import launch_active_learning
@@ -170,13 +213,17 @@ def status(pk, profile_name):
     click.echo(format_call_graph(node))
 
 
-def _expand(input_file: str, profile_name: str):
+def _expand(input_file: str, profile_name: str, protocol: str):
     from aiida_autopipe.core.config.expand import expand_config, load_user_config
     from aiida_autopipe.engines.environment import detect_environment
 
     user_data, base_dir = load_user_config(input_file)
     environment = detect_environment(profile_name, user_data, base_dir)
-    return expand_config(user_data, environment, base_dir)
+    return expand_config(user_data, environment, base_dir, protocol=protocol)
+
+
+# report, export, import, datasets: defined on `cli` in their own module (imported after `cli` exists).
+import aiida_autopipe.cli.sharing  # noqa: E402, F401
 
 
 def main(argv: list[str] | None = None) -> None:

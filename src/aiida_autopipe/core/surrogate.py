@@ -49,40 +49,47 @@ def resolve_device(device: str = "auto") -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def check_surrogate_request(requested: str, field: str = "surrogate.model") -> None:
+    """An InputError naming `field` unless `requested` is a surrogate this project can load.
+
+    Accepted: 'mace_mp' or 'mace_mp:<size>' (e.g. 'mace_mp:small'), a path to an existing '.model' file,
+    'chgnet' or 'chgnet:<version>'. Cheap (no model is loaded), so input checks can call it.
+    """
+    if requested.endswith(".model"):
+        if not Path(requested).expanduser().is_file():
+            problem = f"MACE model file {requested} does not exist"
+            raise InputError(field, problem, "give an existing .model path")
+        return
+    kind, _, variant = requested.partition(":")
+    if kind == "chgnet" and (variant or CHGNET_DEFAULT_VERSION) not in CHGNET_VERSIONS:
+        raise InputError(field, f"unknown CHGNet version {variant!r}", f"use one of {CHGNET_VERSIONS}")
+    if kind not in ("chgnet", "mace_mp"):
+        raise InputError(
+            field,
+            f"unknown surrogate {requested!r}",
+            "use 'mace_mp', 'mace_mp:<size>', a path to a MACE .model file, or 'chgnet'",
+        )
+
+
 def resolve_surrogate(requested: str = "mace_mp", device: str = "auto") -> SurrogateChoice:
     """Turn a request into the surrogate that will actually run, with a one-line reason.
 
-    Accepted requests: 'mace_mp' or 'mace_mp:<size>' (e.g. 'mace_mp:small'), a path to a '.model' file,
-    'chgnet' or 'chgnet:<version>'. A MACE-MP request whose weights are neither cached nor downloadable
-    falls back to CHGNet; an explicit model path that does not exist is a user error, not a fallback.
+    Requests are those `check_surrogate_request` accepts. A MACE-MP request whose weights are neither cached
+    nor downloadable falls back to CHGNet; an explicit model path that does not exist is a user error, not a
+    fallback.
     """
+    check_surrogate_request(requested)
     resolved_device = resolve_device(device)
     if requested.endswith(".model"):
         path = Path(requested).expanduser().resolve()
-        if not path.is_file():
-            raise InputError(
-                "surrogate.model",
-                f"MACE model file {requested} does not exist",
-                "give an existing .model path",
-            )
         reason = f"MACE model file {path} requested"
         return SurrogateChoice(requested, "mace", str(path), resolved_device, reason)
 
     kind, _, variant = requested.partition(":")
     if kind == "chgnet":
         version = variant or CHGNET_DEFAULT_VERSION
-        if version not in CHGNET_VERSIONS:
-            raise InputError(
-                "surrogate.model", f"unknown CHGNet version {version!r}", f"use one of {CHGNET_VERSIONS}"
-            )
         reason = f"CHGNet {version} requested (weights shipped in the chgnet wheel)"
         return _chgnet(requested, resolved_device, reason)
-    if kind != "mace_mp":
-        raise InputError(
-            "surrogate.model",
-            f"unknown surrogate {requested!r}",
-            "use 'mace_mp', 'mace_mp:<size>', a path to a MACE .model file, or 'chgnet'",
-        )
 
     size = variant or MACE_MP_DEFAULT_SIZE
     path, failure = _find_or_download_mace_mp(size)

@@ -22,6 +22,8 @@ def detect_environment(
     """Cores, user, pw.x and the pseudopotential family; read-only, even on a fresh machine."""
     from aiida.manage.configuration import get_config, load_profile
 
+    from aiida_autopipe.engines.lammps import find_pace_lammps
+
     user_data = user_data or {}
     config = get_config(create=True)
     pseudo_family = None
@@ -30,6 +32,7 @@ def detect_environment(
         profile = load_profile(profile_name, allow_switch=True)
         storage = "postgres" if profile.storage_backend == "core.psql_dos" else "sqlite"
         pseudo_family = _pseudo_family_facts(user_data, base_dir or Path.cwd())
+    lammps_executable, lammps_reason = find_pace_lammps()
     return Environment(
         physical_cores=physical_cores(),
         is_root=os.geteuid() == 0,
@@ -38,7 +41,17 @@ def detect_environment(
         surrogate=resolve_surrogate_facts(user_data),
         profile_name=profile_name,
         storage=storage,
+        cuda_devices=cuda_device_count(),
+        lammps_executable=lammps_executable,
+        lammps_reason=lammps_reason,
     )
+
+
+def cuda_device_count() -> int:
+    """GPUs torch sees here: the default of `resources.<runner>.gpus`."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def user_pseudo_dir(user_data: dict[str, Any], base_dir: Path) -> Path | None:

@@ -16,6 +16,8 @@ from aiida_autopipe.engines.codes import CODES, ensure_code, ensure_localhost, m
 from aiida_autopipe.engines.profile import PostgresServer, ensure_profile
 from aiida_autopipe.engines.quantum_espresso import ensure_pw
 
+#: `core.slurm`, also reading wall-time and memory kills below stderr's first line (engines/slurm_scheduler).
+SLURM_SCHEDULER = "autopipe.slurm"
 #: Elements the default offline family must cover, so the common demos run without another download.
 CORE_ELEMENTS = ("H", "Li", "C", "O", "Mg", "Al", "Si", "Fe", "Ni", "Cu", "Pt")
 
@@ -41,8 +43,13 @@ def run_setup(
     postgres: PostgresServer | None = None,
     install_engines: bool = True,
     pw_executable: str | None = None,
+    slurm: bool = False,
 ) -> SetupReport:
-    """Create or reuse the profile, engines, Computer, Codes and pseudopotential family."""
+    """Create or reuse the profile, engines, Computer, Codes and pseudopotential family.
+
+    With `slurm`, also start this machine's single-node Slurm and register the same Codes on the
+    `slurm-localhost` Computer (Slurm), so a run can be pointed at it with `resources.computer`.
+    """
     from aiida.manage.configuration.settings import AiiDAConfigDir
 
     from aiida_autopipe.engines.pseudo_family import ensure_pseudo_family
@@ -72,15 +79,34 @@ def run_setup(
         f"{computer.label} (core.direct, {cores} cores, mpirun: {' '.join(mpirun_template(launch))})",
     )
 
-    for label in CODES:
-        executable = pw_executable if label == "pw" else None
-        if label == "pw" and executable is None:
-            report.add("code", "pw: skipped, pw.x not available")
-            continue
-        code = ensure_code(label, computer, executable)
-        report.add(
-            "code", f"{code.label}@{computer.label} -> {code.executable}" + (" (new)" if code.created else "")
+    computers = [computer]
+    if slurm:
+        from aiida_autopipe.engines.slurm import SLURM_COMPUTER, start_local_slurm
+
+        cluster = start_local_slurm()
+        slurm_computer = ensure_localhost(
+            AiiDAConfigDir.get() / "scratch" / f"{profile.name}-slurm",
+            mpirun_template(launch),
+            cores,
+            label=SLURM_COMPUTER,
+            scheduler_type=SLURM_SCHEDULER,
         )
+        computers.append(slurm_computer)
+        report.add(
+            "computer",
+            f"{slurm_computer.label} ({SLURM_SCHEDULER}, node {cluster.host}, {cluster.cpus} CPUs, "
+            f"partition {cluster.partition})",
+        )
+
+    for target in computers:
+        for label in CODES:
+            executable = pw_executable if label == "pw" else None
+            if label == "pw" and executable is None:
+                report.add("code", "pw: skipped, pw.x not available")
+                continue
+            code = ensure_code(label, target, executable)
+            new = " (new)" if code.created else ""
+            report.add("code", f"{code.label}@{target.label} -> {code.executable}{new}")
 
     family = ensure_pseudo_family(list(CORE_ELEMENTS))
     report.add("pseudo", f"{family.label}: {family.reason}")

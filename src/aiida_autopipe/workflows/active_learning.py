@@ -1,7 +1,7 @@
 """ActiveLearningWorkChain: the whole pipeline, one module per outline step.
 
 expand config -> A structure generator -> B explorer + DIRECT -> C labeling -> D training
--> loop { E simulation -> C labeling -> D training } until converged -> results.
+-> loop { E simulation -> C labeling -> D training } until converged -> validation -> results.
 """
 
 from __future__ import annotations
@@ -14,12 +14,15 @@ from aiida.engine import ToContext, WorkChain, if_, while_
 from aiida_autopipe.calcfunctions.config import expand_user_config
 from aiida_autopipe.calcfunctions.dataset import describe, extend_dataset
 from aiida_autopipe.calcfunctions.metrics import record_metrics
+from aiida_autopipe.core.config.resources import scheduler_options, surrogate_device
 from aiida_autopipe.engines.codes import LOCALHOST
+from aiida_autopipe.reporting.registry import prior_dataset, register_dataset, structures_to_label
 from aiida_autopipe.workflows.explorer import ExplorerWorkChain
 from aiida_autopipe.workflows.labeling import LabelingWorkChain
-from aiida_autopipe.workflows.simulation import SimulationWorkChain
+from aiida_autopipe.workflows.simulation import KMC_STRATEGY, SimulationWorkChain
 from aiida_autopipe.workflows.structure_generator import StructureGeneratorWorkChain
 from aiida_autopipe.workflows.training import TrainingWorkChain
+from aiida_autopipe.workflows.validation import ValidationWorkChain
 
 #: Code input -> label of the Code `mlip-pipe setup` registers on localhost.
 DEFAULT_CODES = {
@@ -30,7 +33,11 @@ DEFAULT_CODES = {
     "activeset": "pace_activeset",
     "timing": "pace_timing",
     "otf_md": "autopipe-otf-md",
+    "kmc": "autopipe-kmc",
+    "validate": "autopipe-validate",
 }
+#: Code roles needed only by some configs: LAMMPS when `simulation.md_engine` is 'lammps'.
+ENGINE_CODES = {"lammps": "lammps"}
 
 
 def cheaper_to_label_whole_frames(clusters: dict, halting: dict) -> bool:
@@ -66,12 +73,13 @@ class ActiveLearningWorkChain(WorkChain):
             "structure", valid_type=orm.StructureData, required=False, help="The user's structure file."
         )
         spec.input_namespace("codes", required=False, populate_defaults=False, help="Codes to run, by role.")
-        for role, label in DEFAULT_CODES.items():
+        for role, label in {**DEFAULT_CODES, **ENGINE_CODES}.items():
             spec.input(
                 f"codes.{role}",
                 valid_type=orm.AbstractCode,
                 required=False,
-                help=f"Default: the `{label}@{LOCALHOST}` Code registered by `mlip-pipe setup`.",
+                help=f"Default: the `{label}@<resources.computer>` Code (`{label}@{LOCALHOST}` unless the "
+                "config names another Computer) registered by `mlip-pipe setup`.",
             )
         spec.input(
             "protocol",
@@ -86,8 +94,10 @@ class ActiveLearningWorkChain(WorkChain):
             cls.inspect_structures,
             cls.explore,  # Module B
             cls.inspect_exploration,
-            cls.label,  # Module C
-            cls.inspect_labels,
+            if_(cls.found_uncertain_structures)(
+                cls.label,  # Module C
+                cls.inspect_labels,
+            ),
             cls.train,  # Module D
             cls.inspect_training,
             while_(cls.should_continue)(
@@ -101,6 +111,8 @@ class ActiveLearningWorkChain(WorkChain):
                 ),
                 cls.summarise_generation,
             ),
+            cls.validate,
+            cls.inspect_validation,
             cls.results,
         )
         spec.output(
@@ -117,6 +129,14 @@ class ActiveLearningWorkChain(WorkChain):
         spec.output(
             "metrics", valid_type=orm.Dict, help="Per-generation labels, errors and uncertain events."
         )
+        spec.output(
+            "validation_report",
+            valid_type=orm.Dict,
+            required=False,
+            help="EOS, elastic constants, RDF, phase ranking and parity against the DFT labels.",
+        )
+        spec.output("rdf", valid_type=orm.ArrayData, required=False, help="g(r) at the highest temperature.")
+        spec.output("parity", valid_type=orm.ArrayData, required=False, help="Model against DFT, per frame.")
         spec.exit_code(
             310, "ERROR_CODE_NOT_FOUND", message="The `{label}` Code is missing: run `mlip-pipe setup` first."
         )
@@ -125,21 +145,28 @@ class ActiveLearningWorkChain(WorkChain):
         spec.exit_code(403, "ERROR_LABELING", message="Module C labelled no structure: {message}")
         spec.exit_code(404, "ERROR_TRAINING", message="Module D failed: {message}")
         spec.exit_code(405, "ERROR_SIMULATION", message="Module E failed: {message}")
+        spec.exit_code(406, "ERROR_VALIDATION", message="Validation produced no report: {message}")
 
     def expand_config(self):
         """Fill every key of the config from the user's input and the machine facts, as a calcfunction."""
         structure = self.inputs.get("structure")
         extra = {"structure": structure} if structure is not None else {}
-        self.ctx.config = expand_user_config(self.inputs.user_config, self.inputs.environment, **extra)
+        self.ctx.config = expand_user_config(
+            self.inputs.user_config, self.inputs.environment, protocol=self.inputs.protocol, **extra
+        )
         self.out("full_config", self.ctx.config)
         self.ctx.codes = {}
-        for role, label in DEFAULT_CODES.items():
+        computer = self.ctx.config["resources"]["computer"]
+        roles = dict(DEFAULT_CODES)
+        if self.ctx.config["simulation"]["md_engine"] == "lammps":
+            roles.update(ENGINE_CODES)
+        for role, label in roles.items():
             code = self.inputs.get("codes", {}).get(role)
             if code is None:
                 try:
-                    code = orm.load_code(f"{label}@{LOCALHOST}")
+                    code = orm.load_code(f"{label}@{computer}")
                 except NotExistent:
-                    return self.exit_codes.ERROR_CODE_NOT_FOUND.format(label=f"{label}@{LOCALHOST}")
+                    return self.exit_codes.ERROR_CODE_NOT_FOUND.format(label=f"{label}@{computer}")
             self.ctx.codes[role] = code
         self.ctx.generation = 0
         self.ctx.quiet_generations = 0
@@ -154,13 +181,19 @@ class ActiveLearningWorkChain(WorkChain):
 
     def _surrogate_parameters(self) -> dict:
         surrogate = self.ctx.config["simulation"]["active_learning"]["surrogate_model"]
-        return {"surrogate": {"requested": surrogate, "device": "auto"}}
+        resources = self.ctx.config["resources"]
+        return {
+            "surrogate": {"requested": surrogate, "device": surrogate_device(resources)},
+            "torch_threads": resources["surrogate"]["omp_threads"],
+        }
 
     def generate_structures(self):
         """Module A: seed structures from the composition or structure, without DFT."""
+        system = self.ctx.config["system"]
         inputs = AttributeDict(
             {
-                "system": orm.Dict(self.ctx.config["system"]),
+                "system": orm.Dict({key: value for key, value in system.items() if key != "generation"}),
+                "generation": orm.Dict(system["generation"]),
                 "surrogate": {
                     "code": self.ctx.codes["surrogate"],
                     "parameters": orm.Dict(self._surrogate_parameters()),
@@ -202,6 +235,7 @@ class ActiveLearningWorkChain(WorkChain):
                     dict(self.ctx.generator.outputs.structures), exploration["max_seed_structures"]
                 ),
                 "parameters": orm.Dict({**self._surrogate_parameters(), "tasks": tasks}),
+                "metadata": {"options": scheduler_options(self.ctx.config["resources"], "surrogate")},
             },
             "selection": orm.Dict(
                 {
@@ -219,13 +253,31 @@ class ActiveLearningWorkChain(WorkChain):
             return self.exit_codes.ERROR_EXPLORATION.format(message=self._failure(node))
         self.ctx.to_label = dict(node.outputs.selected_structures)
         self.report(f"Module B: DIRECT picked {len(self.ctx.to_label)} frames for labelling")
+        if self.ctx.config["exploration"]["reuse_datasets"]:
+            self._start_from_registered_datasets()
         return None
+
+    def _start_from_registered_datasets(self):
+        """Start from labels of these elements (or a subset) already in the profile, made with the same DFT
+        settings; only the compositions they lack are labelled."""
+        prior, notes = prior_dataset(self.ctx.config["system"]["elements"], self.ctx.config["dft_compute"])
+        for note in notes:
+            self.report(note)
+        if prior is not None:
+            self.ctx.dataset = prior
+            self.ctx.to_label = structures_to_label(self.ctx.to_label, prior)
+            self.report(f"{len(self.ctx.to_label)} picked frames have compositions no reused frame has")
 
     def label(self):
         """Module C: pw.x single points for the structures waiting for labels."""
         inputs = {
             "structures": self.ctx.to_label,
-            "dft_compute": orm.Dict(self.ctx.config["dft_compute"]),
+            "dft_compute": orm.Dict(
+                {
+                    **self.ctx.config["dft_compute"],
+                    "scheduler_options": scheduler_options(self.ctx.config["resources"], "pw"),
+                }
+            ),
             "pw_code": self.ctx.codes["pw"],
             "metadata": {"call_link_label": f"labeling_{self.ctx.generation}"},
         }
@@ -252,6 +304,7 @@ class ActiveLearningWorkChain(WorkChain):
             "yaml2yace_code": self.ctx.codes["yaml2yace"],
             "activeset_code": self.ctx.codes["activeset"],
             "timing_code": self.ctx.codes["timing"],
+            "held_out_gamma_code": self.ctx.codes["otf_md"],  # k-fold held-out gammas: Module E's threshold
         }
         builder = TrainingWorkChain.get_builder_from_protocol(
             codes,
@@ -265,6 +318,7 @@ class ActiveLearningWorkChain(WorkChain):
             builder.hyperparameters = previous.outputs.hyperparameters
             if "reference" in previous.outputs:
                 builder.reference = previous.outputs.reference
+        builder.pacemaker.metadata.options = scheduler_options(self.ctx.config["resources"], "pacemaker")
         builder.metadata.call_link_label = f"training_{self.ctx.generation}"
         return ToContext(training=self.submit(builder))
 
@@ -287,10 +341,14 @@ class ActiveLearningWorkChain(WorkChain):
         return self.ctx.generation < active["max_generations"]
 
     def simulate(self):
-        """Module E: on-the-fly MD with the current potential, cutting out the uncertain regions."""
+        """Module E: on-the-fly MD (and kMC saddle searches) with the current potential, cutting out the
+        uncertain regions."""
         self.ctx.generation += 1
+        active = self.ctx.config["simulation"]["active_learning"]
         training = self.ctx.training
-        extra = {"training_set": self.ctx.dataset, "generation": orm.Int(self.ctx.generation)}
+        extra = {"generation": orm.Int(self.ctx.generation)}
+        if "held_out_gammas" in training.outputs:
+            extra["training_gammas"] = training.outputs.held_out_gammas
         if "reference" in training.outputs:
             extra["reference"] = training.outputs.reference
         builder = SimulationWorkChain.get_builder_from_protocol(
@@ -304,9 +362,23 @@ class ActiveLearningWorkChain(WorkChain):
             self.ctx.config["simulation"],
             self.ctx.config["mlip_training"]["r_cut"],
             protocol=self.inputs.protocol.value,
-            overrides={"embedding": {"bonding": self.ctx.config["system"]["structure_type"]}},
+            overrides={
+                "embedding": {
+                    "bonding": self.ctx.config["system"]["structure_type"],
+                    "relax": {
+                        "surrogate": {"device": surrogate_device(self.ctx.config["resources"], "otf_md")}
+                    },
+                }
+            },
+            kmc_code=self.ctx.codes["kmc"] if active["strategy"] == KMC_STRATEGY else None,
             **extra,
         )
+        # Saddle searches and kMC evaluate the same ACE potential as the MD: the same resources.
+        builder.md.metadata.options = scheduler_options(self.ctx.config["resources"], "otf_md")
+        if active["strategy"] == KMC_STRATEGY:
+            builder.kmc.metadata.options = scheduler_options(self.ctx.config["resources"], "otf_md")
+        if "lammps" in self.ctx.codes:
+            builder.lammps_code = self.ctx.codes["lammps"]
         builder.metadata.call_link_label = f"simulation_{self.ctx.generation}"
         return ToContext(simulation=self.submit(builder))
 
@@ -346,10 +418,39 @@ class ActiveLearningWorkChain(WorkChain):
             f"{row['uncertain_events']} uncertain events, gamma threshold {row['threshold']}"
         )
 
+    def validate(self):
+        """EOS, elastic constants, high-temperature RDF, phase ranking and parity of the final potential."""
+        builder = ValidationWorkChain.get_builder_from_protocol(
+            self.ctx.codes["validate"],
+            self.ctx.training.outputs,
+            dataset=self.ctx.dataset,
+            seed_structures=dict(self.ctx.generator.outputs.structures),
+            temperature_steps=self.ctx.config["simulation"]["temperature_steps"],
+            protocol=self.inputs.protocol.value,
+            structure=self.inputs.get("structure"),
+        )
+        builder.validation.metadata.options = scheduler_options(self.ctx.config["resources"], "otf_md")
+        builder.metadata.call_link_label = "validation"
+        return ToContext(validation=self.submit(builder))
+
+    def inspect_validation(self):
+        """A report with some failed sections (exit 402) is kept and the run still succeeds."""
+        node = self.ctx.validation
+        if "report" not in node.outputs:
+            return self.exit_codes.ERROR_VALIDATION.format(message=self._failure(node))
+        if not node.is_finished_ok:
+            self.report(f"validation finished with failed sections: {self._failure(node)}")
+        self.out("validation_report", node.outputs.report)
+        for name in ("rdf", "parity"):
+            if name in node.outputs:
+                self.out(name, node.outputs[name])
+        return None
+
     def results(self):
         """The final potential, the dataset and the per-generation metrics."""
         training = self.ctx.training
         self.out("dataset", self.ctx.dataset)
+        register_dataset(self.ctx.dataset, self.ctx.config["dft_compute"])
         for name in ("potential_yaml", "potential_yace", "active_set", "lammps_snippet", "reference"):
             if name in training.outputs:
                 self.out(name, training.outputs[name])

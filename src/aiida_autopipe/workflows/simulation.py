@@ -1,9 +1,12 @@
 """``SimulationWorkChain``: on-the-fly ACE MD at the configured temperatures, uncertain regions cut out.
 
-One generation of Module E: the threshold of this generation from the training set's gammas (REQ-E-01), one
+One generation of Module E: the threshold of this generation from held-out frames' gammas (REQ-E-01), one
 ``OtfMdCalculation`` per (starting structure, temperature step), all at once, and the halting frames'
 uncertain regions embedded in periodic clusters (REQ-E-02) ready for labelling. A generation where nothing
 halts returns no cluster: that is the active-learning loop's convergence signal (``summary['converged']``).
+With ``simulation.active_learning.strategy: on_the_fly_md_kmc`` a ``KmcCalculation`` per starting structure
+runs beside the MD: saddle searches with the same potential, gamma checked at every saddle, and the uncertain
+saddles embedded and sent to labelling like the halting frames.
 """
 
 from __future__ import annotations
@@ -15,10 +18,23 @@ from aiida.engine import ToContext, WorkChain, if_
 from aiida_quantumespresso.workflows.protocols.utils import ProtocolMixin
 
 from aiida_autopipe.calcfunctions.embedding import cluster_summary, embed_halting_frame
-from aiida_autopipe.calcfunctions.threshold import generation_threshold, training_set_gammas
+from aiida_autopipe.calcfunctions.threshold import generation_threshold
+from aiida_autopipe.calculations.kmc import KmcCalculation
 from aiida_autopipe.calculations.otf_md import OtfMdCalculation
 from aiida_autopipe.core.threshold import parse_threshold_setting
+from aiida_autopipe.workflows.lammps_md import DEFAULTS as LAMMPS_MD_KEYS
+from aiida_autopipe.workflows.lammps_md import LammpsOtfMdWorkChain
 
+#: CalcJob options that say where and how a job runs, shared by the ASE and LAMMPS MD jobs.
+SCHEDULER_OPTIONS = (
+    "resources",
+    "max_wallclock_seconds",
+    "queue_name",
+    "account",
+    "custom_scheduler_commands",
+    "environment_variables",
+    "prepend_text",
+)
 #: Runner settings this work chain fills when `md_parameters` does not give them (friction 1/fs).
 MD_DEFAULTS = {"gamma_every": 1, "friction": 0.01, "timing_steps": 10, "seed": 0}
 EMBEDDING_DEFAULTS = {
@@ -26,9 +42,40 @@ EMBEDDING_DEFAULTS = {
     "buffer_width": None,
     "vacuum": None,
     "formal_charges": None,
+    "prefer_whole_frame": True,
     "relax_buffer": False,
     "relax": {"surrogate": {"requested": "chgnet", "device": "auto"}, "fmax": 0.05, "steps": 200},
 }
+
+
+#: Results of each MD and kMC job copied into the generation's summary.
+MD_SUMMARY_KEYS = ("status", "halted", "steps_done", "max_gamma", "timing")
+KMC_SUMMARY_KEYS = (
+    "status",
+    "n_events",
+    "n_uncertain_saddles",
+    "n_hessians",
+    "n_hessians_all_tier2",
+    "steps",
+    "simulated_time",
+    "diffusion_coefficient",
+    "message",
+)
+#: Strategy of `simulation.active_learning` that adds kMC saddle searches to the MD.
+KMC_STRATEGY = "on_the_fly_md_kmc"
+#: Runner settings of the kMC saddle search when `kmc_parameters` does not give them (see runners/kmc.py);
+#: temperature None: the lowest temperature step, where rare events are out of MD's reach.
+KMC_DEFAULTS = {"steps": 100_000, "n_records": 200, "vacancy_atom": 0, "temperature": None, "seed": 0}
+
+
+def validate_kmc_code(inputs, _):
+    """The kMC strategy needs the `autopipe-kmc` code."""
+    if "simulation" not in inputs:
+        return None  # the port itself reports it
+    strategy = inputs["simulation"].get_dict().get("active_learning", {}).get("strategy")
+    if strategy == KMC_STRATEGY and "code" not in inputs.get("kmc", {}):
+        return f"`strategy: {KMC_STRATEGY}` needs `kmc.code` (the autopipe-kmc code)"
+    return None
 
 
 def validate_simulation(value, _):
@@ -63,6 +110,27 @@ class SimulationWorkChain(ProtocolMixin, WorkChain):
             namespace="md",
             exclude=("structure", "potential", "active_set", "reference", "parameters"),
         )
+        spec.expose_inputs(
+            KmcCalculation,
+            namespace="kmc",
+            exclude=("structure", "potential", "active_set", "reference", "parameters", "event_catalogue"),
+            namespace_options={"required": False, "populate_defaults": False},
+        )
+        spec.input(
+            "lammps_code",
+            valid_type=orm.AbstractCode,
+            required=False,
+            help="LAMMPS with ML-PACE (`mlip-pipe setup lammps`): runs the MD with pair_style "
+            "pace/extrapolation instead of the ASE runner; the buffer is then not relaxed in the MD job.",
+        )
+        spec.input(
+            "kmc_parameters",
+            valid_type=orm.Dict,
+            required=False,
+            help="kMC saddle search (strategy on_the_fly_md_kmc): steps, n_records, vacancy_atom, "
+            "hop_cutoff, tier2_share, fmax, seed, temperature (default: the lowest temperature step).",
+        )
+        spec.inputs.validator = validate_kmc_code
         spec.input("potential", valid_type=orm.SinglefileData, help="Module D's `potential_yaml`.")
         spec.input("active_set", valid_type=orm.SinglefileData, help="Module D's `active_set` (.asi).")
         spec.input(
@@ -85,35 +153,33 @@ class SimulationWorkChain(ProtocolMixin, WorkChain):
             "training_gammas",
             valid_type=orm.ArrayData,
             required=False,
-            help="Per-atom gamma (array `gamma`) of the training set; for a dynamic threshold.",
-        )
-        spec.input(
-            "training_set",
-            valid_type=orm.SinglefileData,
-            required=False,
-            help="Labelled training frames (extxyz); their gamma is computed without `training_gammas`.",
+            help="Held-out per-atom gamma of the training frames (Module D's `held_out_gammas`: arrays "
+            "`gamma`, `frame_index`); needed for a dynamic threshold.",
         )
         spec.input("generation", valid_type=orm.Int, default=lambda: orm.Int(0), help="Generation index.")
         spec.input(
             "md_parameters",
             valid_type=orm.Dict,
             required=False,
-            help="gamma_every, friction (1/fs), timing_steps, seed, gamma_floor, gamma_ceiling.",
+            help="gamma_every, friction (1/fs), timing_steps, seed; gamma_floor, gamma_ceiling and "
+            "gamma_statistic ('frame_max' or 'atom') of a dynamic threshold.",
         )
         spec.input(
             "embedding",
             valid_type=orm.Dict,
             required=False,
             help="bonding (alloy/covalent/ionic/molecule), buffer_width, vacuum (Angstrom), formal_charges, "
-            "relax_buffer (surrogate relaxation in the MD job), relax {surrogate, fmax, steps}.",
+            "prefer_whole_frame (label the whole frame when cut-outs would not be smaller), relax_buffer "
+            "(surrogate relaxation in the MD job), relax {surrogate, fmax, steps}.",
         )
         spec.outline(
             cls.setup,
-            if_(cls.needs_training_gammas)(cls.compute_training_gammas),
             cls.compute_threshold,
             cls.run_md,
             cls.inspect_md,
+            if_(cls.runs_kmc)(cls.inspect_kmc),
             cls.embed,
+            if_(cls.runs_kmc)(cls.embed_saddles),
             cls.results,
         )
         spec.output("threshold", valid_type=orm.Dict, help="The threshold of this generation and its origin.")
@@ -126,13 +192,20 @@ class SimulationWorkChain(ProtocolMixin, WorkChain):
         spec.output_namespace(
             "halting_structures", valid_type=orm.StructureData, dynamic=True, help="Frames that halted."
         )
+        spec.output_namespace(
+            "uncertain_saddles",
+            valid_type=orm.StructureData,
+            dynamic=True,
+            help="kMC saddles whose gamma passed the threshold (their clusters are in `clusters`).",
+        )
         spec.output("summary", valid_type=orm.Dict, help="Threshold, per run: steps, halted, max gamma.")
         spec.exit_code(
             400,
             "ERROR_NO_TRAINING_GAMMAS",
-            message="A dynamic threshold needs training_gammas or training_set.",
+            message="A dynamic threshold needs training_gammas (the fit's held_out_gammas).",
         )
         spec.exit_code(401, "ERROR_ALL_MD_FAILED", message="Every OTF MD run failed: {messages}")
+        spec.exit_code(402, "ERROR_ALL_KMC_FAILED", message="Every kMC saddle search failed: {messages}")
 
     @classmethod
     def get_protocol_filepath(cls):
@@ -149,6 +222,7 @@ class SimulationWorkChain(ProtocolMixin, WorkChain):
         r_cut,
         protocol=None,
         overrides=None,
+        kmc_code=None,
         **extra,
     ):
         """Builder with the protocol's `md_parameters` and `embedding`.
@@ -156,7 +230,8 @@ class SimulationWorkChain(ProtocolMixin, WorkChain):
         :param code: the `autopipe-otf-md` code (or its label).
         :param structures: mapping label -> StructureData (starting frames).
         :param simulation: the config's `simulation` section (dict or Dict).
-        :param extra: other inputs as they are (reference, training_gammas, training_set, generation).
+        :param kmc_code: the `autopipe-kmc` code (or its label), for `strategy: on_the_fly_md_kmc`.
+        :param extra: other inputs as they are (reference, training_gammas, generation).
         """
         inputs = cls.get_protocol_inputs(protocol, overrides)
         builder = cls.get_builder()
@@ -168,6 +243,9 @@ class SimulationWorkChain(ProtocolMixin, WorkChain):
         builder.r_cut = orm.Float(r_cut)
         builder.md_parameters = orm.Dict(inputs["md_parameters"])
         builder.embedding = orm.Dict(inputs["embedding"])
+        builder.kmc_parameters = orm.Dict(inputs["kmc_parameters"])
+        if kmc_code is not None:
+            builder.kmc.code = orm.load_code(kmc_code) if isinstance(kmc_code, str) else kmc_code
         for port, value in extra.items():
             builder[port] = value
         return builder
@@ -182,25 +260,25 @@ class SimulationWorkChain(ProtocolMixin, WorkChain):
         embedding = self.inputs.embedding.get_dict() if "embedding" in self.inputs else {}
         self.ctx.embedding = {**EMBEDDING_DEFAULTS, **embedding}
         self.ctx.embedding["relax"] = {**EMBEDDING_DEFAULTS["relax"], **(embedding.get("relax") or {})}
+        if "lammps_code" in self.inputs and self.ctx.embedding["relax_buffer"]:
+            # The surrogate relaxation of the buffer lives in the ASE runner's job; LAMMPS has no surrogate.
+            self.ctx.embedding["relax_buffer"] = False
+            self.report("MD runs in LAMMPS: halting frames are cut out without relaxing the buffer")
         self.ctx.dynamic = (
             parse_threshold_setting(self.ctx.learning["uncertainty_threshold"]).mode == "dynamic"
         )
         self.ctx.gammas = self.inputs.get("training_gammas")
-
-    def needs_training_gammas(self):
-        return self.ctx.dynamic and self.ctx.gammas is None and "training_set" in self.inputs
-
-    def compute_training_gammas(self):
-        self.ctx.gammas = training_set_gammas(
-            self.inputs.potential, self.inputs.active_set, self.inputs.training_set
-        )
 
     def compute_threshold(self):
         if self.ctx.dynamic and self.ctx.gammas is None:
             return self.exit_codes.ERROR_NO_TRAINING_GAMMAS
         setting = {
             "uncertainty_threshold": self.ctx.learning["uncertainty_threshold"],
-            **{key: self.ctx.md[key] for key in ("gamma_floor", "gamma_ceiling") if key in self.ctx.md},
+            **{
+                key: self.ctx.md[key]
+                for key in ("gamma_floor", "gamma_ceiling", "gamma_statistic")
+                if key in self.ctx.md
+            },
         }
         extra = {"gammas": self.ctx.gammas} if self.ctx.dynamic else {}
         self.ctx.threshold = generation_threshold(orm.Dict(setting), self.inputs.generation, **extra)
@@ -222,7 +300,7 @@ class SimulationWorkChain(ProtocolMixin, WorkChain):
         return parameters
 
     def _embedding_parameters(self, with_relax: bool) -> dict:
-        keys = ("bonding", "buffer_width", "vacuum", "formal_charges")
+        keys = ("bonding", "buffer_width", "vacuum", "formal_charges", "prefer_whole_frame")
         parameters = {key: self.ctx.embedding[key] for key in keys}
         parameters["r_cut"] = self.inputs.r_cut.value
         if with_relax:
@@ -235,39 +313,117 @@ class SimulationWorkChain(ProtocolMixin, WorkChain):
         for label in sorted(self.inputs.structures):
             for index, temperature in enumerate(self.inputs.simulation["temperature_steps"]):
                 key = f"md_{label}_T{index}"
-                inputs = self.exposed_inputs(OtfMdCalculation, namespace="md")
-                inputs.update(
-                    structure=self.inputs.structures[label],
-                    potential=self.inputs.potential,
-                    active_set=self.inputs.active_set,
-                    parameters=orm.Dict(self._runner_parameters(temperature)),
-                )
-                if "reference" in self.inputs:
-                    inputs["reference"] = self.inputs.reference
-                inputs["metadata"] = {**inputs.get("metadata", {}), "call_link_label": key}
-                futures[key] = self.submit(OtfMdCalculation, **inputs)
+                futures[key] = self._submit_md(key, self.inputs.structures[label], temperature)
                 self.ctx.runs.append({"key": key, "structure": label, "temperature": float(temperature)})
-        self.report(f"submitted {len(futures)} OTF MD runs")
+        engine = "LAMMPS" if "lammps_code" in self.inputs else "ASE"
+        self.report(f"submitted {len(futures)} OTF MD runs ({engine})")
+        if self.runs_kmc():
+            futures.update(self._submit_kmc())
         return ToContext(**futures)
 
-    def inspect_md(self):
+    def _submit_md(self, key: str, structure: orm.StructureData, temperature: float):
+        """One on-the-fly MD run: the ASE runner's CalcJob, or LAMMPS through aiida-lammps."""
+        parameters = self._runner_parameters(temperature)
+        inputs = {
+            "structure": structure,
+            "potential": self.inputs.potential,
+            "active_set": self.inputs.active_set,
+        }
+        if "reference" in self.inputs:
+            inputs["reference"] = self.inputs.reference
+        md_inputs = self.exposed_inputs(OtfMdCalculation, namespace="md")
+        if "lammps_code" in self.inputs:
+            # The MD jobs' scheduler resources, not the ASE runner's file names or parser.
+            options = md_inputs.get("metadata", {}).get("options", {})
+            options = {key: value for key, value in options.items() if key in SCHEDULER_OPTIONS}
+            inputs.update(
+                lammps={"code": self.inputs.lammps_code, "metadata": {"options": options}},
+                parameters=orm.Dict({k: v for k, v in parameters.items() if k in LAMMPS_MD_KEYS}),
+                metadata={"call_link_label": key},
+            )
+            return self.submit(LammpsOtfMdWorkChain, **inputs)
+        inputs.update(md_inputs, parameters=orm.Dict(parameters))
+        inputs["metadata"] = {**inputs.get("metadata", {}), "call_link_label": key}
+        return self.submit(OtfMdCalculation, **inputs)
+
+    def runs_kmc(self):
+        return self.inputs.simulation["active_learning"].get("strategy") == KMC_STRATEGY
+
+    def _submit_kmc(self) -> dict:
+        """One saddle search + kMC walk per starting structure, at the same gamma threshold as the MD."""
+        given = self.inputs.kmc_parameters.get_dict() if "kmc_parameters" in self.inputs else {}
+        parameters = {**KMC_DEFAULTS, **given}
+        if parameters["temperature"] is None:
+            parameters["temperature"] = min(float(t) for t in self.inputs.simulation["temperature_steps"])
+        parameters["threshold"] = float(self.ctx.threshold["threshold"])
+        self.ctx.kmc_runs, futures = [], {}
+        for label in sorted(self.inputs.structures):
+            key = f"kmc_{label}"
+            inputs = self.exposed_inputs(KmcCalculation, namespace="kmc")
+            inputs.update(
+                structure=self.inputs.structures[label],
+                potential=self.inputs.potential,
+                active_set=self.inputs.active_set,
+                parameters=orm.Dict(parameters),
+            )
+            if "reference" in self.inputs:
+                inputs["reference"] = self.inputs.reference
+            inputs["metadata"] = {**inputs.get("metadata", {}), "call_link_label": key}
+            futures[key] = self.submit(KmcCalculation, **inputs)
+            self.ctx.kmc_runs.append(
+                {"key": key, "structure": label, "temperature": parameters["temperature"]}
+            )
+        self.report(f"submitted {len(futures)} kMC saddle searches at {parameters['temperature']} K")
+        return futures
+
+    def inspect_kmc(self):
+        failures = self._record_runs(self.ctx.kmc_runs, "kMC", KMC_SUMMARY_KEYS)
+        if failures and len(failures) == len(self.ctx.kmc_runs):
+            return self.exit_codes.ERROR_ALL_KMC_FAILED.format(messages="; ".join(failures))
+        return None
+
+    def embed_saddles(self):
+        """Uncertain saddles are cut out like halting frames: a barrier the potential extrapolates at is
+        labelled, not trusted."""
+        self.ctx.saddles = {}
+        embedding = orm.Dict(self._embedding_parameters(with_relax=False))
+        threshold = orm.Float(self.ctx.threshold["threshold"])
+        for run in self.ctx.kmc_runs:
+            node = self.ctx[run["key"]]
+            if not node.is_finished_ok or "uncertain_saddles" not in node.outputs:
+                continue
+            run["clusters"] = []
+            for name, saddle in sorted(node.outputs.uncertain_saddles.items()):
+                self.ctx.saddles[f"{run['key']}_{name}"] = saddle
+                try:
+                    clusters = embed_halting_frame(
+                        saddle, node.outputs.uncertain_gammas[name], threshold, embedding
+                    )
+                except Exception as exc:  # one pathological saddle must not cost the others their clusters
+                    self.report(f"embedding saddle {name} of {run['key']} failed: {exc}")
+                    continue
+                for cluster_name, structure in sorted(clusters.items()):
+                    label = f"{run['key']}_{name}_{cluster_name}"
+                    self.ctx.clusters[label] = structure
+                    run["clusters"].append({"label": label, **cluster_summary(structure)})
+
+    def _record_runs(self, runs: list[dict], kind: str, keys: tuple[str, ...]) -> list[str]:
+        """Copy `keys` of each finished job's results into its summary row; the failed jobs' messages."""
         failures = []
-        for run in self.ctx.runs:
+        for run in runs:
             node = self.ctx[run["key"]]
             run["pk"] = node.pk
             if not node.is_finished_ok:
                 run.update(status="failed", exit_status=node.exit_status, message=node.exit_message)
                 failures.append(f"{run['key']}: {node.exit_message}")
-                self.report(f"OTF MD {run['key']} (pk {node.pk}) failed: {node.exit_message}")
+                self.report(f"{kind} {run['key']} (pk {node.pk}) failed: {node.exit_message}")
                 continue
             results = node.outputs.output_parameters.get_dict()
-            run.update(
-                status=results["status"],
-                halted=results["halted"],
-                steps_done=results["steps_done"],
-                max_gamma=results["max_gamma"],
-                timing=results.get("timing"),
-            )
+            run.update({key: results.get(key) for key in keys})
+        return failures
+
+    def inspect_md(self):
+        failures = self._record_runs(self.ctx.runs, "OTF MD", MD_SUMMARY_KEYS)
         if failures and len(failures) == len(self.ctx.runs):
             return self.exit_codes.ERROR_ALL_MD_FAILED.format(messages="; ".join(failures))
         return None
@@ -307,6 +463,7 @@ class SimulationWorkChain(ProtocolMixin, WorkChain):
             "generation": self.inputs.generation.value,
             "threshold": self.ctx.threshold.get_dict(),
             "runs": self.ctx.runs,
+            "kmc_runs": self.ctx.get("kmc_runs", []),
             "n_clusters": len(self.ctx.clusters),
             "converged": converged,
             "message": "no run halted: nothing uncertain to label" if converged else "",
@@ -318,4 +475,5 @@ class SimulationWorkChain(ProtocolMixin, WorkChain):
         self.out("threshold", self.ctx.threshold)
         self.out("clusters", self.ctx.clusters)
         self.out("halting_structures", self.ctx.halting)
+        self.out("uncertain_saddles", self.ctx.get("saddles", {}))
         self.out("summary", orm.Dict(summary).store())

@@ -19,8 +19,12 @@ from pydantic import BaseModel, ValidationError
 
 from aiida_autopipe.core.classify import classify_bonding
 from aiida_autopipe.core.config import heuristics
+from aiida_autopipe.core.config.protocols import protocol_values
 from aiida_autopipe.core.config.schema import Decision, FullConfig, UserConfig
 from aiida_autopipe.core.errors import InputError
+from aiida_autopipe.core.structures.settings import generation_settings
+from aiida_autopipe.core.surrogate import check_surrogate_request
+from aiida_autopipe.core.threshold import parse_threshold_setting
 
 #: Characters a shell would interpret; a launch command containing them is refused, never quoted around.
 _SHELL_METACHARACTERS = re.compile(r"[;&|`$<>(){}\\\n'\"*?!#~]")
@@ -71,6 +75,9 @@ class Environment:
     profile_name: str = "autopipe"
     storage: str = "sqlite"
     notes: dict[str, str] = field(default_factory=dict)
+    cuda_devices: int = 0
+    lammps_executable: str | None = None
+    lammps_reason: str = "not looked for"
 
 
 def environment_to_dict(environment: Environment) -> dict[str, Any]:
@@ -108,15 +115,27 @@ def load_user_config(path: str | os.PathLike) -> tuple[dict[str, Any], Path]:
 class Expansion:
     """Fills the full config section by section, remembering where each value came from."""
 
-    def __init__(self, user: UserConfig, environment: Environment, base_dir: Path, atoms=None):
+    def __init__(
+        self,
+        user: UserConfig,
+        environment: Environment,
+        base_dir: Path,
+        atoms=None,
+        protocol: str | None = None,
+    ):
         self.user = user
+        self.protocol = protocol
+        self.protocol_values = protocol_values(protocol)
         self.environment = environment
         self.base_dir = base_dir
         self.atoms = atoms
         self.decisions: list[Decision] = []
 
     def choose(self, key: str, given: Any, default: Any, reason: str, source: str = "heuristic") -> Any:
-        """The user's value if given, else `default`; either way the choice is recorded."""
+        """The user's value if given, else the protocol's, else `default`; the choice is recorded."""
+        if given is None and key in self.protocol_values:
+            reason = f"set by the '{self.protocol}' protocol (otherwise {default!r}: {reason})"
+            default, source = self.protocol_values[key], "protocol"
         if given is not None:
             value = given.model_dump() if isinstance(given, BaseModel) else given
             self.decisions.append(Decision(key=key, value=value, source="user", reason="given in input.yaml"))
@@ -172,12 +191,23 @@ class Expansion:
             round(heuristics.melting_point_guess(composition, structure_type), 1),
             heuristics.melting_point_guess.__doc__.splitlines()[0],
         )
+        generation = self.choose(
+            "system.generation",
+            None,
+            {  # lists, not tuples: the config is stored and dumped as JSON and YAML
+                key: list(value) if isinstance(value, tuple) else value
+                for key, value in generation_settings(given.generation).items()
+            },
+            "your keys over the generator's defaults" if given.generation else "the generator's defaults",
+            source="user" if given.generation else "heuristic",
+        )
         return {
             "elements": elements,
             "composition": composition,
             "structure_file": str(structure_file) if structure_file else None,
             "structure_type": structure_type,
             "melting_point_guess": melting,
+            "generation": generation,
         }
 
     def _elements(self, given: list[str] | None, composition: dict[str, float]) -> list[str]:
@@ -234,6 +264,10 @@ class Expansion:
             heuristics.timestep_fs.__doc__.splitlines()[0],
         )
         active = given.active_learning or _empty("simulation.active_learning")
+        if active.surrogate_model is not None:
+            check_surrogate_request(active.surrogate_model, "simulation.active_learning.surrogate_model")
+        if active.uncertainty_threshold is not None:
+            _check_threshold_setting(active.uncertainty_threshold)
         surrogate = self.environment.surrogate
         requested = active.surrogate_model or "mace_mp"
         if surrogate is not None and surrogate.requested == requested:
@@ -256,6 +290,19 @@ class Expansion:
             "temperature_steps": steps,
             "pressure": pressure,
             "timestep_fs": timestep,
+            "md_engine": self.choose(
+                "simulation.md_engine",
+                given.md_engine,
+                "lammps" if self.environment.lammps_executable else "ase",
+                f"{self.environment.lammps_reason}: "
+                + (
+                    "LAMMPS runs the MD (halting frames are then cut out without the surrogate buffer "
+                    "relaxation)"
+                    if self.environment.lammps_executable
+                    else "ASE with pyace runs the MD"
+                ),
+                source="environment",
+            ),
             "active_learning": {
                 "strategy": self.choose(
                     "simulation.active_learning.strategy", active.strategy, "on_the_fly_md", "on-the-fly MD"
@@ -308,6 +355,13 @@ class Expansion:
             ),
             "descriptor": self.choose(
                 "exploration.descriptor", given.descriptor, "soap", "averaged SOAP: robust for any chemistry"
+            ),
+            "reuse_datasets": self.choose(
+                "exploration.reuse_datasets",
+                given.reuse_datasets,
+                True,
+                "labels already in the profile (made here or imported) for these elements or a subset, with "
+                "the same DFT settings, are reused: only the compositions they lack get new pw.x labels",
             ),
         }
 
@@ -490,6 +544,51 @@ class Expansion:
             ),
         }
 
+    def resources(self, dft_compute: dict[str, Any]) -> dict[str, Any]:
+        given = self.user.resources or _empty("resources")
+        cores = self.environment.physical_cores
+        gpus = heuristics.runner_gpus(self.environment.cuda_devices)
+        seen = self.environment.cuda_devices
+        gpu_reason = f"{heuristics.runner_gpus.__doc__.splitlines()[0]} ({seen} seen)"
+        threads_reason = heuristics.runner_threads.__doc__.splitlines()[0]
+        walltime_reason = heuristics.job_walltime_seconds.__doc__.splitlines()[0]
+        defaults = {
+            "pw": {
+                "mpi_ranks": (dft_compute["mpi_ranks"], "dft_compute.mpi_ranks"),
+                "omp_threads": (1, "pure MPI: pw.x parallelises plane waves and k-points over ranks"),
+                "gpus": (0, "Debian's pw.x has no GPU build"),
+            },
+            "surrogate": {"gpus": (gpus, gpu_reason)},
+            "pacemaker": {"gpus": (0, "pacemaker's pyace evaluator runs on CPUs only")},
+            "otf_md": {"gpus": (gpus, gpu_reason)},
+        }
+        result: dict[str, Any] = {
+            "computer": self.choose(
+                "resources.computer",
+                given.computer,
+                "localhost",
+                "the Computer `mlip-pipe setup` registers; `mlip-pipe setup --slurm` adds slurm-localhost",
+            ),
+            "queue": self.choose("resources.queue", given.queue, None, "the scheduler's default queue"),
+            "account": self.choose("resources.account", given.account, None, "the user's default account"),
+        }
+        for role, role_defaults in defaults.items():
+            job = getattr(given, role) or _empty(f"resources.{role}")
+            base = {
+                "mpi_ranks": (1, "one process: the runner is not MPI-parallel"),
+                "omp_threads": (heuristics.runner_threads(cores), f"{threads_reason} ({cores} cores)"),
+                "walltime_seconds": (
+                    heuristics.job_walltime_seconds(role, dft_compute["max_walltime_seconds"]),
+                    walltime_reason,
+                ),
+                **role_defaults,
+            }
+            result[role] = {
+                key: self.choose(f"resources.{role}.{key}", getattr(job, key), value, reason)
+                for key, (value, reason) in base.items()
+            }
+        return result
+
     def aiida(self) -> dict[str, Any]:
         given = self.user.aiida or _empty("aiida")
         return {
@@ -503,21 +602,28 @@ class Expansion:
 
 
 def expand_config(
-    user_data: dict[str, Any], environment: Environment, base_dir: Path | None = None, atoms=None
+    user_data: dict[str, Any],
+    environment: Environment,
+    base_dir: Path | None = None,
+    atoms=None,
+    protocol: str | None = None,
 ) -> FullConfig:
     """The full config for `user_data` (a parsed input.yaml) on a machine described by `environment`.
 
-    `atoms`, when given, is the already-read structure of `system.structure_file` (a stored node's copy).
+    `atoms`, when given, is the already-read structure of `system.structure_file` (a stored node's copy);
+    `protocol`'s values replace the heuristics' where the user gave none.
     """
     user = validate_user_config(user_data)
-    expansion = Expansion(user, environment, base_dir or Path.cwd(), atoms)
+    expansion = Expansion(user, environment, base_dir or Path.cwd(), atoms, protocol)
     system = expansion.system()
+    dft_compute = expansion.dft_compute(system)
     sections = {
         "system": system,
         "simulation": expansion.simulation(system),
         "exploration": expansion.exploration(system),
-        "dft_compute": expansion.dft_compute(system),
+        "dft_compute": dft_compute,
         "mlip_training": expansion.mlip_training(system),
+        "resources": expansion.resources(dft_compute),
         "aiida": expansion.aiida(),
     }
     for key, note in environment.notes.items():
@@ -536,6 +642,8 @@ def check_user_config(user_data: dict[str, Any], base_dir: Path | None = None) -
     expansion.mlip_training(system)
     if user.dft_compute is not None and user.dft_compute.command is not None:
         validate_command(user.dft_compute.command)
+    if user.dft_compute is not None and user.dft_compute.pseudo_dir is not None:
+        resolve_directory(user.dft_compute.pseudo_dir, base_dir or Path.cwd(), "dft_compute.pseudo_dir")
 
 
 def validate_user_config(user_data: dict[str, Any]) -> UserConfig:
@@ -587,6 +695,15 @@ def _empty(section: str) -> Any:
         annotation = model.model_fields[part].annotation
         model = next(arg for arg in annotation.__args__ if hasattr(arg, "model_fields"))
     return model()
+
+
+def _check_threshold_setting(setting: Any) -> None:
+    """The threshold module's own parser, its errors named after the config key."""
+    try:
+        parse_threshold_setting(setting)
+    except InputError as error:
+        field = "simulation.active_learning.uncertainty_threshold"
+        raise InputError(field, error.problem, error.fix) from None
 
 
 def validate_command(command: str | list[str]) -> list[str]:

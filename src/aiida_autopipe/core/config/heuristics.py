@@ -45,8 +45,10 @@ def parse_composition(
             ) from None
     else:
         amounts = dict(composition)
-    for symbol in amounts:
+    for symbol, amount in amounts.items():
         check_element(symbol, field)
+        if amount < 0:
+            raise InputError(field, f"{symbol} has a negative amount ({amount})", "give amounts >= 0")
     total = sum(amounts.values())
     if total <= 0:
         raise InputError(field, "all amounts are zero", "give at least one positive amount")
@@ -57,6 +59,13 @@ def check_element(symbol: str, field: str = "system.elements") -> str:
     """The symbol itself if it names a real element, else an InputError that says so."""
     if not isinstance(symbol, str) or not Element.is_valid_symbol(symbol):
         raise InputError(field, f"'{symbol}' is not a chemical element", "use symbols such as 'Fe' or 'Si'")
+    element = Element(symbol)
+    if element.atomic_radius is None and element.atomic_radius_calculated is None:
+        raise InputError(
+            field,
+            f"'{symbol}' has no tabulated atomic radius, which sizes cells and the ACE cutoff",
+            "use elements up to Rn (Z = 86), as pseudopotential families do",
+        )
     return symbol
 
 
@@ -165,3 +174,24 @@ def initial_label_budget(n_elements: int) -> int:
 def timestep_fs(elements: Sequence[str]) -> float:
     """MD time step: 0.5 fs with hydrogen (fast X-H vibrations, ~10 fs period), else 1 fs; in fs."""
     return 0.5 if "H" in elements else 1.0
+
+
+def runner_threads(physical_cores: int) -> int:
+    """Threads of the surrogate, pacemaker and on-the-fly MD jobs: one per physical core, because each of
+    them runs as a single process whose torch or BLAS kernels spread over threads."""
+    return max(1, physical_cores)
+
+
+def runner_gpus(cuda_devices: int) -> int:
+    """One GPU for the surrogate and MD jobs when torch sees a GPU where the config is expanded, else none.
+
+    Graph-network force calls run 10-100x faster on a GPU; one job drives one GPU. pw.x (Debian's build)
+    and pacemaker's pyace evaluator run on CPUs only.
+    """
+    return 1 if cuda_devices > 0 else 0
+
+
+def job_walltime_seconds(role: str, dft_walltime_seconds: int) -> int:
+    """Wall-time per job in s: pw.x as `dft_compute.max_walltime_seconds`; surrogate and on-the-fly MD 4 h
+    (they save frames as they go); a pacemaker fit 12 h (hundreds of BFGS iterations on large sets)."""
+    return {"pw": dft_walltime_seconds, "pacemaker": 12 * 3600}.get(role, 4 * 3600)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
 
 StructureType = Literal["alloy", "molecule", "ionic", "covalent"]
 Magnetism = Literal["none", "ferromagnetic", "antiferromagnetic"]
@@ -39,6 +40,9 @@ class SystemConfig(Section):
     )
     structure_type: StructureType = Field(description="Bonding class that selects the seed generators.")
     melting_point_guess: PositiveFloat = Field(description="Estimated melting point in K.")
+    generation: dict[str, Any] = Field(
+        description="Structure generator knobs: SQS and crystal cell sizes, strains, rattles, random cells."
+    )
 
 
 class ActiveLearningConfig(Section):
@@ -53,7 +57,8 @@ class ActiveLearningConfig(Section):
         description="Generations in a row without an uncertain event before the loop stops."
     )
     uncertainty_threshold: str | PositiveFloat = Field(
-        description="'dynamic_<P>percentile' (P in 95..99) of gamma over the training set, or a fixed gamma."
+        description="'dynamic_<P>percentile' (P in 95..99) of gamma over held-out labelled frames, "
+        "or a fixed gamma."
     )
     md_steps_per_generation: PositiveInt
 
@@ -65,6 +70,9 @@ class SimulationConfig(Section):
     temperature_steps: list[PositiveFloat] = Field(description="Temperatures in K at which MD runs.")
     pressure: list[float] = Field(description="Pressures in GPa at which NPT exploration runs.")
     timestep_fs: PositiveFloat = Field(description="MD time step in fs.")
+    md_engine: Literal["ase", "lammps"] = Field(
+        description="On-the-fly MD engine: ASE with pyace, or LAMMPS with pair_style pace/extrapolation."
+    )
     active_learning: ActiveLearningConfig
 
 
@@ -79,6 +87,9 @@ class ExplorationConfig(Section):
     )
     initial_label_budget: PositiveInt = Field(description="Frames picked by DIRECT for the first DFT labels.")
     descriptor: Literal["soap", "ace"]
+    reuse_datasets: bool = Field(
+        description="Start from registered datasets of these elements or a subset (same DFT settings)."
+    )
 
 
 class DftComputeConfig(Section):
@@ -130,6 +141,31 @@ class MlipTrainingConfig(Section):
     test_fraction: Annotated[float, Field(ge=0, lt=1)]
 
 
+class JobResources(Section):
+    """What one Code's jobs ask the scheduler for (AiiDA's `metadata.options`)."""
+
+    mpi_ranks: PositiveInt = Field(description="MPI processes per job.")
+    omp_threads: PositiveInt = Field(description="OpenMP / torch threads per MPI process.")
+    walltime_seconds: PositiveInt = Field(description="Wall-time limit per job in s.")
+    gpus: NonNegativeInt = Field(
+        description="GPUs per job (Slurm --gres=gpu:N); > 0 lets the runner use CUDA when torch sees one."
+    )
+
+
+class ResourcesConfig(Section):
+    """Where the jobs run and what each Code asks the scheduler for."""
+
+    computer: str = Field(
+        description="AiiDA Computer holding the Codes: 'localhost', 'slurm-localhost' or your cluster's."
+    )
+    queue: str | None = Field(description="Scheduler queue / Slurm partition; none: the default one.")
+    account: str | None = Field(description="Scheduler account to charge; none: the user's default.")
+    pw: JobResources
+    surrogate: JobResources
+    pacemaker: JobResources
+    otf_md: JobResources
+
+
 class AiidaConfig(Section):
     """Which AiiDA profile records the run."""
 
@@ -142,7 +178,7 @@ class Decision(Section):
 
     key: str
     value: Any
-    source: Literal["user", "heuristic", "fallback", "environment"]
+    source: Literal["user", "protocol", "heuristic", "fallback", "environment"]
     reason: str
 
 
@@ -154,6 +190,7 @@ class FullConfig(Section):
     exploration: ExplorationConfig
     dft_compute: DftComputeConfig
     mlip_training: MlipTrainingConfig
+    resources: ResourcesConfig
     aiida: AiidaConfig
     decisions: list[Decision]
 
@@ -180,7 +217,7 @@ def partial_model(model: type[Section]) -> type[Section]:
 class UserSystem(partial_model(SystemConfig)):
     """The user may give the composition as a formula string or a mapping of amounts."""
 
-    composition: str | dict[str, NonNegativeFloat] | None = None
+    composition: str | dict[str, float] | None = None  # amounts are checked by parse_composition
 
 
 class UserDftCompute(partial_model(DftComputeConfig)):
