@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 
-import yaml
 from aiida import orm
-from aiida.common import datastructures
 from aiida.engine import CalcJob
 
+from aiida_autopipe.calculations.runner import runner_calcinfo
 from aiida_autopipe.runners.files import RESULTS_FILE
 from aiida_autopipe.runners.kmc import TRAJECTORY_FILE, UNCERTAIN_SADDLES_FILE
 
@@ -147,19 +146,9 @@ class KmcCalculation(CalcJob):
         local_copy_list = []
         if "structure" in self.inputs:
             local_copy_list = self._write_saddle_search_files(folder, config)
-        with folder.open(self._INPUT_FILE, "w") as handle:
-            handle.write(yaml.safe_dump(config, sort_keys=False))
-
-        codeinfo = datastructures.CodeInfo()
-        codeinfo.code_uuid = self.inputs.code.uuid
-        codeinfo.cmdline_params = [self._INPUT_FILE]
-        codeinfo.stdout_name = self._STDOUT
-
-        calcinfo = datastructures.CalcInfo()
-        calcinfo.codes_info = [codeinfo]
-        calcinfo.local_copy_list = local_copy_list
-        calcinfo.retrieve_list = [RESULTS_FILE, TRAJECTORY_FILE, UNCERTAIN_SADDLES_FILE, self._STDOUT]
-        return calcinfo
+        return runner_calcinfo(
+            self, folder, config, local_copy_list, [RESULTS_FILE, TRAJECTORY_FILE, UNCERTAIN_SADDLES_FILE]
+        )
 
     def _write_saddle_search_files(self, folder, config: dict) -> list:
         """Structure and reference written, file names put in the config; the potential files to copy."""

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import json
 
-import yaml
 from aiida import orm
-from aiida.common import datastructures
 from aiida.engine import CalcJob
 
+from aiida_autopipe.calculations.runner import runner_calcinfo
 from aiida_autopipe.runners.files import RESULTS_FILE
 from aiida_autopipe.runners.otf_md import CLUSTERS_FILE, FINAL_FRAME_FILE, HALTING_FRAME_FILE
 
@@ -99,25 +98,9 @@ class OtfMdCalculation(CalcJob):
             with folder.open(self._REFERENCE_FILE, "w") as handle:
                 json.dump(self.inputs.reference.get_dict(), handle)
             config["reference"] = self._REFERENCE_FILE
-        with folder.open(self._INPUT_FILE, "w") as handle:
-            handle.write(yaml.safe_dump(config, sort_keys=False))
-
-        codeinfo = datastructures.CodeInfo()
-        codeinfo.code_uuid = self.inputs.code.uuid
-        codeinfo.cmdline_params = [self._INPUT_FILE]
-        codeinfo.stdout_name = self._STDOUT
-
-        calcinfo = datastructures.CalcInfo()
-        calcinfo.codes_info = [codeinfo]
-        calcinfo.local_copy_list = [
+        local_copy_list = [
             (self.inputs.potential.uuid, self.inputs.potential.filename, self._POTENTIAL_FILE),
             (self.inputs.active_set.uuid, self.inputs.active_set.filename, self._ACTIVE_SET_FILE),
         ]
-        calcinfo.retrieve_list = [
-            RESULTS_FILE,
-            FINAL_FRAME_FILE,
-            HALTING_FRAME_FILE,
-            CLUSTERS_FILE,
-            self._STDOUT,
-        ]
-        return calcinfo
+        retrieve_list = [RESULTS_FILE, FINAL_FRAME_FILE, HALTING_FRAME_FILE, CLUSTERS_FILE]
+        return runner_calcinfo(self, folder, config, local_copy_list, retrieve_list)

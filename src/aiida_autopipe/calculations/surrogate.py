@@ -8,11 +8,10 @@ All saved frames come back in one ``trajectory`` ArrayData (flat arrays, not a n
 
 from __future__ import annotations
 
-import yaml
 from aiida import orm
-from aiida.common import datastructures
 from aiida.engine import CalcJob
 
+from aiida_autopipe.calculations.runner import runner_calcinfo
 from aiida_autopipe.runners.surrogate import RESULTS_FILE, TRAJECTORY_FILE
 
 
@@ -105,16 +104,4 @@ class SurrogateCalculation(CalcJob):
             config["surrogate"] = {**config.get("surrogate", {}), "requested": self._MODEL_FILE}
             config["surrogate"].pop("name", None)
             local_copy_list.append((self.inputs.model.uuid, self.inputs.model.filename, self._MODEL_FILE))
-        with folder.open(self._INPUT_FILE, "w") as handle:
-            handle.write(yaml.safe_dump(config, sort_keys=False))
-
-        codeinfo = datastructures.CodeInfo()
-        codeinfo.code_uuid = self.inputs.code.uuid
-        codeinfo.cmdline_params = [self._INPUT_FILE]
-        codeinfo.stdout_name = self._STDOUT
-
-        calcinfo = datastructures.CalcInfo()
-        calcinfo.codes_info = [codeinfo]
-        calcinfo.local_copy_list = local_copy_list
-        calcinfo.retrieve_list = [RESULTS_FILE, TRAJECTORY_FILE, self._STDOUT]
-        return calcinfo
+        return runner_calcinfo(self, folder, config, local_copy_list, [RESULTS_FILE, TRAJECTORY_FILE])

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import json
 
-import yaml
 from aiida import orm
-from aiida.common import datastructures
 from aiida.engine import CalcJob
 
+from aiida_autopipe.calculations.runner import runner_calcinfo
 from aiida_autopipe.runners.files import RESULTS_FILE
 from aiida_autopipe.runners.validate import PARITY_FILE, PHASE_KEY, RDF_FILE
 
@@ -146,16 +145,4 @@ class ValidationCalculation(CalcJob):
                 (self.inputs.dataset.uuid, self.inputs.dataset.filename, self._DATASET_FILE)
             )
             config["dataset"] = self._DATASET_FILE
-        with folder.open(self._INPUT_FILE, "w") as handle:
-            handle.write(yaml.safe_dump(config, sort_keys=False))
-
-        codeinfo = datastructures.CodeInfo()
-        codeinfo.code_uuid = self.inputs.code.uuid
-        codeinfo.cmdline_params = [self._INPUT_FILE]
-        codeinfo.stdout_name = self._STDOUT
-
-        calcinfo = datastructures.CalcInfo()
-        calcinfo.codes_info = [codeinfo]
-        calcinfo.local_copy_list = local_copy_list
-        calcinfo.retrieve_list = [RESULTS_FILE, RDF_FILE, PARITY_FILE, self._STDOUT]
-        return calcinfo
+        return runner_calcinfo(self, folder, config, local_copy_list, [RESULTS_FILE, RDF_FILE, PARITY_FILE])
