@@ -63,6 +63,9 @@ def test_mlip_pipe_runs_the_whole_loop_on_the_embedded_profile(fresh_aiida, tmp_
     report = verdi(fresh_aiida, "e2e", "process", "report", str(pk)).stdout
     assert "Module C: 3 labels added" in report
     assert "generation 1:" in report
+    # EOS and C_ij on Module A's diamond seed, never on whichever cell the model ranks lowest.
+    assert "validation crystal: Module A's crystal seed 'crystal' (Si8)" in report
+    assert "GPa; crystal: Module A's crystal seed 'crystal' (Si8)" in report
 
     calculations = pw_calculations(fresh_aiida, "e2e", pk)
     assert all(calc["ok"] for calc in calculations)

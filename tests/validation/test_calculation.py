@@ -95,28 +95,77 @@ def test_workchain_ranks_distinct_seeds_and_runs_the_rdf_at_the_highest_temperat
 ):
     from aiida.engine import run_get_node
 
-    from aiida_autopipe.workflows.validation import ValidationWorkChain
+    from aiida_autopipe.workflows.validation import ValidationWorkChain, reference_crystal
 
     diamond = bulk("Si", "diamond", a=5.43, cubic=True)
     rattled = diamond.copy()
     rattled.rattle(0.05, seed=1)
+    seeds = {"crystal": _tagged(diamond, "input"), "crystal_rattle": _tagged(rattled, "rattle")}
+    crystal, origin = reference_crystal(seeds)
     overrides = {**QUICK, "rdf": {key: v for key, v in QUICK["rdf"].items() if key != "temperatures"}}
     builder = ValidationWorkChain.get_builder_from_protocol(
         validate_code,
         {"potential_yaml": model_nodes["potential"], "reference": model_nodes["reference"]},
         dataset=model_nodes["dataset"],
-        seed_structures={"crystal": _tagged(diamond, "input"), "crystal_rattle": _tagged(rattled, "rattle")},
+        seed_structures=seeds,
         temperature_steps=[300.0, 900.0],
         protocol="fast",
         overrides=overrides,
+        structure=crystal,
+        structure_origin=origin,
     )
     results, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_message
     report = results["report"].get_dict()
     assert list(report["phases"]["phases"]) == ["crystal"]
-    assert report["reference_structure"] == "phase 'crystal', the model's lowest"
+    assert report["reference_structure"] == "Module A's crystal seed 'crystal' (Si8): no structure was given"
+    assert "GPa; crystal: Module A's crystal seed 'crystal'" in "\n".join(log.message for log in _logs(node))
     assert [run["temperature_K"] for run in report["rdf"]["runs"]] == [900.0]
     assert "g_T900" in results["rdf"].get_arraynames()
+
+
+def _logs(node):
+    from aiida import orm
+
+    return orm.Log.collection.get_logs_for(node)
+
+
+def test_reference_crystal_is_the_users_structure_else_the_crystal_seed_never_the_lowest_phase(aiida_profile):
+    from aiida import orm
+    from ase.build import molecule
+
+    from aiida_autopipe.workflows.validation import reference_crystal
+
+    diamond = bulk("Si", "diamond", a=5.43, cubic=True)
+    # A poor model can rank the melt-quenched cell lowest: it must never become the EOS crystal.
+    seeds = {
+        "a_melt_quench": _tagged(bulk("Si", "fcc", a=3.9), "melt_quench"),
+        "crystal": _tagged(diamond, "input"),
+        "crystal_rattle": _tagged(diamond, "rattle"),
+    }
+    crystal, origin = reference_crystal(seeds)
+    assert crystal is seeds["crystal"] and origin.startswith("Module A's crystal seed 'crystal' (Si8)")
+
+    given = orm.StructureData(ase=bulk("Si", "diamond", a=5.5))
+    crystal, origin = reference_crystal(seeds, given)
+    assert crystal is given and origin == "the input structure (Si2, system.structure)"
+
+    # An alloy has no prototype seed: its nominal-composition SQS is the crystal, not a strained or
+    # off-stoichiometric variant.
+    sqs = bulk("Cu", "fcc", a=3.7, cubic=True) * (2, 2, 2)
+    sqs.symbols[::2] = "Au"
+    seeds = {
+        "sqs_off_stoichiometry_0": _tagged(sqs, "sqs_off_stoichiometry"),
+        "sqs_strain_0": _tagged(sqs, "sqs_strained"),
+        "sqs": _tagged(sqs, "sqs"),
+    }
+    crystal, origin = reference_crystal(seeds)
+    assert crystal is seeds["sqs"] and origin.startswith("Module A's SQS seed 'sqs' (Au16Cu16)")
+
+    water = molecule("H2O", vacuum=5.0)
+    seeds = {"molecule": _tagged(water, "input"), "molecule_rattle": _tagged(water, "rattle")}
+    crystal, origin = reference_crystal(seeds)
+    assert crystal is None and "the model's lowest periodic phase" in origin
 
 
 def test_distinct_phases_leave_out_perturbed_copies(aiida_profile):

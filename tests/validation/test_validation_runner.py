@@ -71,11 +71,18 @@ def test_crystal_report_and_parity_agree_with_pacemakers_own_predictions(
     reference_path, predictions, shifts = exported_reference
     diamond = bulk("Si", "diamond", a=5.43, cubic=True)
     phases = [_phase(diamond.copy(), "diamond"), _phase(bulk("Si", "fcc", a=3.9, cubic=True), "fcc")]
-    code, results = run_runner(tmp_path, ace_potential, reference_path, structure=diamond, phases=phases)
+    code, results = run_runner(
+        tmp_path,
+        ace_potential,
+        reference_path,
+        structure=diamond,
+        phases=phases,
+        structure_origin="the input structure",
+    )
     assert code == 0 and results["status"] == "completed", results
     report = results["report"]
 
-    assert report["delta_learning"] and report["reference_structure"] == "given"
+    assert report["delta_learning"] and report["reference_structure"] == "the input structure"
     eos, elastic = report["eos"], report["elastic"]
     assert eos["bulk_modulus_gpa"] > 0 and len(eos["volumes_per_atom"]) == 7
     # The scan is centred on the model's own minimum, found by relaxing the given crystal first.
@@ -146,7 +153,9 @@ def test_without_a_structure_the_models_lowest_phase_is_the_crystal(
     )
     report = results["report"]
     assert code == 0, results
-    assert report["reference_structure"] == "phase 'diamond', the model's lowest"
+    assert report["reference_structure"] == (
+        "phase 'diamond', the model's lowest periodic phase (fallback: no crystal given)"
+    )
     assert "bulk_modulus_gpa" in report["eos"] and report["parity"] == {
         "skipped": "no labelled dataset given"
     }
@@ -161,6 +170,7 @@ def test_without_a_structure_the_models_lowest_phase_is_the_crystal(
         ({"eos": {"max_linear_strain": 0}}, "eos.max_linear_strain"),
         ({"elastic": {"strain": 0.2}}, "elastic.strain"),
         ({"dataset": "missing.extxyz"}, "dataset: file missing.extxyz not found"),
+        ({"structure_origin": "the input structure"}, "structure_origin: says why a structure was chosen"),
     ],
 )
 def test_bad_input_is_rejected_with_the_key_named(

@@ -6,6 +6,7 @@ Run by `ValidationCalculation` on any Computer. Input: a YAML/JSON file
     reference: reference.json            # optional: LJ + ZBL reference, total model = reference + ACE
     atomic_energies: {Si: -107.2}        # plain ACE only: per-element constants the model adds (eV)
     structure: structure.extxyz          # optional reference crystal (default: the model's lowest phase)
+    structure_origin: the input structure  # optional: which crystal `structure` is and why (for the report)
     phases: phases.extxyz                # optional: one frame per phase, name in info['phase']
     dataset: dataset.extxyz              # optional: labelled frames (parity, DFT side of the ranking)
     relax: {fmax: 0.001, steps: 200}     # ionic relaxation inside EOS and elastic strains
@@ -60,7 +61,12 @@ SECTIONS = {
     "phase_relax": {"fmax": 0.01, "steps": 300},
 }
 FILES = ("potential", "reference", "structure", "phases", "dataset")
-DEFAULTS = {**dict.fromkeys(FILES), "atomic_energies": None, **{key: None for key in SECTIONS}}
+DEFAULTS = {
+    **dict.fromkeys(FILES),
+    "atomic_energies": None,
+    "structure_origin": None,
+    **{key: None for key in SECTIONS},
+}
 
 
 def validated_settings(config: dict, workdir: Path) -> dict:
@@ -71,6 +77,8 @@ def validated_settings(config: dict, workdir: Path) -> dict:
     settings = {**DEFAULTS, **config}
     if not settings["potential"]:
         raise ValueError("potential: required (pacemaker .yaml or .yace)")
+    if settings["structure_origin"] and not settings["structure"]:
+        raise ValueError("structure_origin: says why a structure was chosen, but no structure is given")
     for key in FILES:
         if settings[key]:
             path = workdir / str(settings[key])
@@ -296,11 +304,16 @@ def run(config: dict, workdir: Path) -> tuple[int, dict]:
             report["phases"] = ranking
             if structure is None:
                 name, structure = lowest_periodic_phase(ranking, phases)
-                report["reference_structure"] = f"phase '{name}', the model's lowest" if name else None
+                report["reference_structure"] = (
+                    f"phase '{name}', the model's lowest periodic phase (fallback: no crystal given)"
+                    if name
+                    else None
+                )
     else:
         report["phases"] = {"skipped": "no phases given"}
     if "reference_structure" not in report:
-        report["reference_structure"] = "given" if settings["structure"] else None
+        given = settings["structure_origin"] or "given"
+        report["reference_structure"] = given if settings["structure"] else None
     if structure is not None:
         report["reference_formula"] = structure.get_chemical_formula()
 

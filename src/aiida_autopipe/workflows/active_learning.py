@@ -22,7 +22,7 @@ from aiida_autopipe.workflows.labeling import LabelingWorkChain
 from aiida_autopipe.workflows.simulation import KMC_STRATEGY, SimulationWorkChain
 from aiida_autopipe.workflows.structure_generator import StructureGeneratorWorkChain
 from aiida_autopipe.workflows.training import TrainingWorkChain
-from aiida_autopipe.workflows.validation import ValidationWorkChain
+from aiida_autopipe.workflows.validation import ValidationWorkChain, reference_crystal
 
 #: Code input -> label of the Code `mlip-pipe setup` registers on localhost.
 DEFAULT_CODES = {
@@ -419,15 +419,20 @@ class ActiveLearningWorkChain(WorkChain):
         )
 
     def validate(self):
-        """EOS, elastic constants, high-temperature RDF, phase ranking and parity of the final potential."""
+        """EOS, elastic constants, high-temperature RDF, phase ranking and parity of the final potential;
+        EOS and C_ij on the system's own crystal (the user's structure, else Module A's crystal seed)."""
+        seeds = dict(self.ctx.generator.outputs.structures)
+        crystal, origin = reference_crystal(seeds, self.inputs.get("structure"))
+        self.report(f"validation crystal: {origin}")
         builder = ValidationWorkChain.get_builder_from_protocol(
             self.ctx.codes["validate"],
             self.ctx.training.outputs,
             dataset=self.ctx.dataset,
-            seed_structures=dict(self.ctx.generator.outputs.structures),
+            seed_structures=seeds,
             temperature_steps=self.ctx.config["simulation"]["temperature_steps"],
             protocol=self.inputs.protocol.value,
-            structure=self.inputs.get("structure"),
+            structure=crystal,
+            structure_origin=origin if crystal is not None else None,
         )
         builder.validation.metadata.options = scheduler_options(self.ctx.config["resources"], "otf_md")
         builder.metadata.call_link_label = "validation"

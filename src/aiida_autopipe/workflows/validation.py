@@ -2,6 +2,7 @@
 
 Thin on purpose: it picks the distinct phases among the seed structures, sets the RDF temperature from the
 config's temperature steps, and runs one `ValidationCalculation`; the physics lives in `core.validation`.
+`reference_crystal` picks the crystal for EOS and C_ij (the system's own, not the model's lowest phase).
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from aiida_autopipe.calculations.validation import ValidationCalculation
 
 #: Seed-generation methods that perturb another seed (same phase): left out of the energy ranking.
 PERTURBATION_METHODS = ("rattle", "normal_modes")
+#: Module A's methods for the system's own crystal, preferred first: the user's structure or the composition's
+#: prototype ('input'), else an alloy's SQS at the nominal composition ('sqs').
+CRYSTAL_METHODS = ("input", "sqs")
 
 
 def distinct_phases(structures: dict) -> dict:
@@ -31,6 +35,24 @@ def distinct_phases(structures: dict) -> dict:
             continue
         phases[key] = node
     return phases
+
+
+def reference_crystal(
+    seed_structures: dict, structure: orm.StructureData | None = None
+) -> tuple[orm.StructureData | None, str]:
+    """The crystal for EOS and C_ij, and why: the user's structure, else Module A's periodic seed of the
+    system's own crystal (see CRYSTAL_METHODS). None when there is neither (molecules, random cells only): the
+    runner then falls back to the model's lowest periodic phase, which for a poor model can be a melt-quenched
+    cell rather than the crystal a materials scientist means."""
+    if structure is not None:
+        return structure, f"the input structure ({structure.get_formula()}, system.structure)"
+    for method in CRYSTAL_METHODS:
+        for key in sorted(seed_structures):
+            node = seed_structures[key]
+            if node.base.attributes.get(GENERATION_ATTRIBUTE, {}).get("method") == method and all(node.pbc):
+                what = "SQS seed" if method == "sqs" else "crystal seed"
+                return node, f"Module A's {what} '{key}' ({node.get_formula()}): no structure was given"
+    return None, "no input structure and no periodic crystal seed: the model's lowest periodic phase"
 
 
 def validate_temperatures(temperatures: orm.List, _) -> str | None:
@@ -61,6 +83,13 @@ class ValidationWorkChain(ProtocolMixin, WorkChain):
             serializer=orm.to_aiida_type,
             validator=validate_temperatures,
             help="The config's temperature steps (K): the RDF MD runs at the highest.",
+        )
+        spec.input(
+            "structure_origin",
+            valid_type=orm.Str,
+            required=False,
+            serializer=orm.to_aiida_type,
+            help="Which crystal `validation.structure` is and why (see `reference_crystal`): in the report.",
         )
         spec.input(
             "parameters",
@@ -95,6 +124,7 @@ class ValidationWorkChain(ProtocolMixin, WorkChain):
         protocol=None,
         overrides=None,
         structure=None,
+        structure_origin=None,
     ):
         """Builder from a finished training: potential, its reference (or plain-ACE constants), the protocol.
 
@@ -105,6 +135,7 @@ class ValidationWorkChain(ProtocolMixin, WorkChain):
         :param seed_structures: mapping label -> StructureData (Module A's seeds).
         :param temperature_steps: the config's temperature steps, K.
         :param structure: reference crystal for EOS and C_ij (default: the model's lowest periodic phase).
+        :param structure_origin: which crystal `structure` is and why, for the report.
         """
         builder = cls.get_builder()
         builder.parameters = orm.Dict(cls.get_protocol_inputs(protocol, overrides))
@@ -119,6 +150,8 @@ class ValidationWorkChain(ProtocolMixin, WorkChain):
             builder.validation.dataset = dataset
         if structure is not None:
             builder.validation.structure = structure
+        if structure_origin is not None:
+            builder.structure_origin = orm.Str(structure_origin)
         if seed_structures:
             builder.seed_structures = dict(seed_structures)
         if temperature_steps is not None:
@@ -131,6 +164,8 @@ class ValidationWorkChain(ProtocolMixin, WorkChain):
         if "temperature_steps" in self.inputs:
             rdf = parameters.setdefault("rdf", {})
             rdf["temperatures"] = [max(self.inputs.temperature_steps.get_list())]
+        if "structure_origin" in self.inputs:
+            parameters["structure_origin"] = self.inputs.structure_origin.value
         inputs["parameters"] = orm.Dict(parameters)
         phases = distinct_phases(dict(self.inputs.get("seed_structures", {})))
         if phases:
@@ -146,7 +181,10 @@ class ValidationWorkChain(ProtocolMixin, WorkChain):
         report = node.outputs.report.get_dict()
         eos = report.get("eos", {})
         if "bulk_modulus_gpa" in eos:
-            self.report(f"EOS: V0 {eos['volume_per_atom']:.3f} A^3/atom, B {eos['bulk_modulus_gpa']:.1f} GPa")
+            self.report(
+                f"EOS: V0 {eos['volume_per_atom']:.3f} A^3/atom, B {eos['bulk_modulus_gpa']:.1f} GPa; "
+                f"crystal: {report.get('reference_structure')}"
+            )
         if not node.is_finished_ok:
             return self.exit_codes.ERROR_SECTIONS_FAILED.format(message=node.exit_message or "")
         return None
