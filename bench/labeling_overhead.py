@@ -7,12 +7,15 @@ script (_aiidasubmit.sh: same prepend_text, environment, command line) runs by h
 input folder, so both runs see nearly the same machine load. Printed per label: both wall times, pw.x's own
 CPU time in both (the same work), the difference, and the CPU time the daemon spent on the label (with its
 shells): on a loaded machine every wait stretches, while that CPU time is what the label costs an idle one.
+A per-phase table (node creation times, job-folder file times) shows where each label's wall time went;
+the time outside the pw.x job is the overhead least disturbed by load changes between the two runs.
 
     uv run python bench/labeling_overhead.py [--structures 3] [--ecutwfc 30] [--kpoints-density 0.25]
         [--ranks 1]
 """
 
 import argparse
+import itertools
 import os
 import pathlib
 import re
@@ -95,8 +98,41 @@ def daemon_cpu_seconds():
     return total
 
 
+#: Stages of a label, in order: (name, what ends it). Their seconds add up to the AiiDA wall time.
+PHASES = (
+    ("to worker + labeling", "the daemon worker ran the LabelingWorkChain, which stored its restart chain"),
+    ("restart chain launch", "the PwCalculation was stored"),
+    ("upload + submit", "the job script started (mtime of _scheduler-stdout.txt)"),
+    ("pw.x job", "pw.x wrote its last line (mtime of aiida.out)"),
+    ("detect + retrieve", "the retrieved folder was stored"),
+    ("parse", "the parser's outputs were stored"),
+    ("back to labeling", "assemble_label started"),
+    ("label + summary", "the LabelingWorkChain terminated"),
+)
+
+
+def phase_seconds(labeling, calculation, submitted_at, terminated_at):
+    """Seconds spent in each of PHASES, from node creation times and the job folder's file times."""
+    folder = pathlib.Path(calculation.outputs.remote_folder.get_remote_path())
+    restart_chain = calculation.caller
+    assembly = labeling.outputs.labels["si8"].creator
+    marks = [
+        submitted_at,
+        restart_chain.ctime.timestamp(),
+        calculation.ctime.timestamp(),
+        (folder / "_scheduler-stdout.txt").stat().st_mtime,
+        (folder / "aiida.out").stat().st_mtime,
+        calculation.outputs.retrieved.ctime.timestamp(),
+        calculation.outputs.output_parameters.ctime.timestamp(),
+        assembly.ctime.timestamp(),
+        terminated_at,
+    ]
+    return [end - start for start, end in itertools.pairwise(marks)]
+
+
 def label_once(code, structure, family, args):
-    """Submit a one-structure LabelingWorkChain to the daemon; its wall time from submit to termination."""
+    """Submit a one-structure LabelingWorkChain to the daemon: its wall time from submit to termination, the
+    PwCalculation and the seconds of each of PHASES."""
     from aiida import orm
     from aiida.engine import submit
     from aiida.engine.processes.control import revive_processes
@@ -116,6 +152,7 @@ def label_once(code, structure, family, args):
             }
         },
     )
+    submitted_at = time.time()
     start = time.perf_counter()
     node = submit(builder)
     while not node.is_terminated:
@@ -124,11 +161,13 @@ def label_once(code, structure, family, args):
             # Once here a task submitted right after the daemon started never reached the worker.
             print(f"label still not started after {STUCK_SECONDS} s: re-sending its task", flush=True)
             revive_processes([node])
+            submitted_at = time.time()
             start = time.perf_counter()
     wall = time.perf_counter() - start
+    terminated_at = time.time()
     assert node.is_finished_ok, (node.exit_status, node.exit_message)
     calculation = orm.load_node(node.outputs.labels["si8"].base.attributes.get("pw_calculation"))
-    return wall, calculation
+    return wall, calculation, phase_seconds(node, calculation, submitted_at, terminated_at)
 
 
 def main():
@@ -150,10 +189,12 @@ def main():
     daemon = get_daemon_client()
     daemon.start_daemon(number_workers=1, timeout=120)
     rows = []
+    phases = []
     try:
         for seed in range(args.structures):
             cpu_before = daemon_cpu_seconds()
-            aiida_wall, calculation = label_once(code, displaced_si8(seed), family, args)
+            aiida_wall, calculation, label_phases = label_once(code, displaced_si8(seed), family, args)
+            phases.append(label_phases)
             daemon_cpu = daemon_cpu_seconds() - cpu_before
             aiida_cpu = pw_cpu_seconds(
                 calculation.outputs.retrieved.base.repository.get_object_content("aiida.out")
@@ -177,6 +218,17 @@ def main():
             f"{index:5d}  {aiida_wall:8.2f} s  {raw_wall:11.2f} s  {aiida_wall - raw_wall:+7.2f} s"
             f"  {aiida_cpu:9.2f} / {raw_cpu:6.2f} s  {daemon_cpu:8.2f} s  {load:9.2f}"
         )
+    print("where each label's AiiDA wall time went (s); the pw.x job is the part raw pw.x also spends:")
+    print(f"{'phase':22s}" + "".join(f"{f'label {index}':>9s}" for index in range(len(rows))) + "     mean")
+    for column, (name, _) in enumerate(PHASES):
+        seconds = [label_phases[column] for label_phases in phases]
+        values = "".join(f"{value:9.2f}" for value in seconds)
+        print(f"{name:22s}{values}{statistics.mean(seconds):9.2f}")
+    job = [name for name, _ in PHASES].index("pw.x job")
+    outside_job = statistics.mean(sum(label_phases) - label_phases[job] for label_phases in phases)
+    job_minus_raw = statistics.mean(
+        label_phases[job] - row[2] for label_phases, row in zip(phases, rows, strict=True)
+    )
     aiida_mean = statistics.mean(row[0] for row in rows)
     raw_mean = statistics.mean(row[2] for row in rows)
     daemon_mean = statistics.mean(row[4] for row in rows)
@@ -184,6 +236,10 @@ def main():
     print(f"mean per label: AiiDA {aiida_mean:.2f} s, raw pw.x {raw_mean:.2f} s")
     print(
         f"AiiDA overhead per label (wall): {overhead:.2f} s = {100 * overhead / raw_mean:.1f} % of raw pw.x"
+    )
+    print(
+        f"  = {outside_job:.2f} s outside the pw.x job (every phase but the job)"
+        f" {job_minus_raw:+.2f} s of the job against raw pw.x (same script; load differences)"
     )
     print(
         f"daemon CPU per label: {daemon_mean:.2f} s = {100 * daemon_mean / raw_mean:.1f} % of raw pw.x wall"

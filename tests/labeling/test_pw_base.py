@@ -1,16 +1,20 @@
 """AutopipePwBaseWorkChain's recovery chain on real pw.x runs that really fail to converge."""
 
+import io
 import itertools
 import os
 import pathlib
 import signal
 import threading
 import time
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
+import xmlschema
 from aiida import orm
 from aiida.engine import run_get_node
+from aiida_quantumespresso.parsers.parse_xml import parse as qe_xml_parse
 from labeling_helpers import silicon
 
 from aiida_autopipe.core.dft_parameters import scf_parameters
@@ -74,6 +78,21 @@ def test_full_chain_in_order_then_no_output(pw_code, pseudo_family):
     assert last["ELECTRONS"]["mixing_mode"] == "local-TF"
     assert last["ELECTRONS"]["diagonalization"] == "cg"
     assert last["SYSTEM"]["degauss"] == 0.05
+
+
+def test_xml_schema_is_built_once_and_parses_like_a_fresh_one(pw_code, pseudo_family, monkeypatch):
+    """The parser of a converged run reuses one XMLSchema per schema file (built once per daemon worker), and
+    reads the run's XML exactly as with a schema built for it alone."""
+    _, node = run_get_node(AutopipePwBaseWorkChain, **pw_base_inputs(pw_code, pseudo_family, {}))
+    assert node.is_finished_ok
+    xml = calculations(node)[-1].outputs.retrieved.base.repository.get_object_content("data-file-schema.xml")
+    schema_file = qe_xml_parse.get_schema_filepath(ElementTree.parse(io.StringIO(xml)))
+    assert qe_xml_parse.XMLSchema(schema_file) is qe_xml_parse.XMLSchema(schema_file)
+
+    reused = qe_xml_parse.parse_xml(io.StringIO(xml))
+    monkeypatch.setattr(qe_xml_parse, "XMLSchema", xmlschema.XMLSchema)
+    fresh = qe_xml_parse.parse_xml(io.StringIO(xml))
+    np.testing.assert_equal(reused, fresh)
 
 
 def test_raised_degauss_is_recomputed_at_requested_smearing(pw_code, pseudo_family):

@@ -48,10 +48,12 @@ PW_PREPEND_TEXT = "\n".join(
 CODE_PREPEND_TEXT = {"pw": PW_PREPEND_TEXT}
 
 #: Seconds between two scheduler polls of a Computer on this machine. A poll cost the daemon worker about
-#: 27 ms of CPU (fork, shell, `ps`, bookkeeping), which competes with pw.x for the cores, while a finished job
-#: waits half an interval on average to be noticed: for a 45-100 s pw.x run on 2 busy cores, 0.5 s cost 2.6 s
-#: per label, 1 s 1.7 s, 2 s 1.6 s, and longer jobs favour longer intervals. One poll covers every job.
-JOB_POLL_INTERVAL = 2.0
+#: 27 ms of CPU (fork, shell, `ps`, four commits per job), which competes with pw.x for the cores, while a
+#: finished job waits half an interval on average to be noticed: for a 45-100 s pw.x run on 2 busy cores,
+#: 0.5 s cost 2.6 s per label, 1 s 1.7 s, 2 s 1.6 s. With a core to spare, 1 s notices a job 0.5 s sooner
+#: than 2 s for about 0.5 s more worker CPU per 40 s label, which reusing the parser's XML schema saved
+#: (workflows.pw_base); hour-long jobs would favour longer intervals. One poll covers every job.
+JOB_POLL_INTERVAL = 1.0
 
 
 @dataclass(frozen=True)
