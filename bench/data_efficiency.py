@@ -89,9 +89,10 @@ def pseudo_file() -> pathlib.Path:
 
 
 def kpoint_mesh(atoms, density: float) -> tuple[int, int, int]:
-    """The mesh aiida-quantumespresso's create_kpoints_from_distance gives: ceil(|b_i| / density)."""
+    """The mesh aiida-quantumespresso's create_kpoints_from_distance gives (AiiDA's KpointsData rule, no
+    profile needed): ceil(|b_i| / density), the ratio rounded to 5 digits first."""
     reciprocal = 2 * math.pi * np.linalg.inv(atoms.cell.array).T
-    return tuple(max(1, math.ceil(np.linalg.norm(b) / density - 1e-9)) for b in reciprocal)
+    return tuple(max(1, math.ceil(round(np.linalg.norm(b) / density, 5))) for b in reciprocal)
 
 
 def starting_cell(seed: int):
@@ -198,19 +199,11 @@ def surrogate_pool(workdir: pathlib.Path) -> list:
 
 def direct_training_set(workdir: pathlib.Path, budget: int) -> list:
     """DIRECT one-shot: `budget` frames of the surrogate pool chosen on SOAP features, labelled by pw.x."""
-    from aiida_autopipe.core.descriptors import compute_descriptors
+    from aiida_autopipe.core.descriptors import compute_descriptors, flat_arrays
     from aiida_autopipe.core.direct import direct_select
 
     pool = surrogate_pool(workdir)
-    features = compute_descriptors(
-        np.concatenate([a.positions for a in pool]),
-        np.concatenate([a.numbers for a in pool]),
-        np.array([len(a) for a in pool]),
-        np.array([a.cell.array for a in pool]),
-        np.array([a.pbc for a in pool]),
-        kind="soap",
-        r_cut=R_CUT,
-    )
+    features = compute_descriptors(*flat_arrays(pool), kind="soap", r_cut=R_CUT)
     chosen = direct_select(features, budget).indices
     return [scf_label(workdir, f"pool_{index:04d}", pool[index]) for index in sorted(chosen)]
 
@@ -259,8 +252,6 @@ def pipeline_run(workdir: pathlib.Path) -> pathlib.Path:
 
 def collect_pipeline(folder: pathlib.Path) -> None:
     """Write the last ActiveLearningWorkChain's dataset, potential and pw.x run count next to its profile."""
-    import json
-
     from aiida import load_profile, orm
 
     load_profile("bench")
@@ -313,8 +304,12 @@ def test_errors(model, test_frames: list) -> tuple[float, float]:
         atoms.calc = model
         energy_errors.append((atoms.get_potential_energy() - frame.info["energy"]) / len(atoms))
         force_errors.append((atoms.get_forces() - frame.arrays["forces"]).ravel())
-    rmse = lambda errors: 1e3 * float(np.sqrt(np.mean(np.square(errors))))  # noqa: E731
-    return rmse(energy_errors), rmse(np.concatenate(force_errors))
+    return rmse_mev(energy_errors), rmse_mev(np.concatenate(force_errors))
+
+
+def rmse_mev(errors) -> float:
+    """Root mean square of errors in eV, in meV."""
+    return 1e3 * float(np.sqrt(np.mean(np.square(errors))))
 
 
 def labels_to_reach(curve: list[tuple[int, float]], target: float) -> float | None:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aiida_autopipe.core.descriptors import compute_descriptors
+from aiida_autopipe.core.descriptors import compute_descriptors, flat_arrays
 from aiida_autopipe.core.direct import direct_select
 
 N_COMPONENTS = 50
@@ -92,13 +92,7 @@ def bench_descriptors(n_jobs: int) -> None:
         atoms = bulk("Si", "diamond", a=5.43, cubic=True).repeat(2)
         atoms.positions += rng.normal(0.0, 0.1, atoms.positions.shape)
         frames.append(atoms)
-    arrays = (
-        np.concatenate([a.positions for a in frames]),
-        np.concatenate([a.numbers for a in frames]),
-        np.array([len(a) for a in frames]),
-        np.array([a.cell[:] for a in frames]),
-        np.ones((len(frames), 3), dtype=bool),
-    )
+    arrays = flat_arrays(frames)
     compute_descriptors(*(array[:64] if i < 2 else array[:1] for i, array in enumerate(arrays)), kind="ace")
     started = time.perf_counter()
     features = compute_descriptors(*arrays, kind="ace", n_jobs=n_jobs)

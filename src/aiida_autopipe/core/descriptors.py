@@ -25,6 +25,18 @@ from aiida_autopipe.core.errors import InputError
 DESCRIPTOR_KINDS = ("soap", "ace")
 
 
+def flat_arrays(frames) -> tuple[np.ndarray, ...]:
+    """A list of ASE Atoms as the flat trajectory arrays the runners write and `compute_descriptors` reads:
+    positions, numbers, atoms per frame, cells, pbc."""
+    return (
+        np.concatenate([atoms.positions for atoms in frames]),
+        np.concatenate([atoms.numbers for atoms in frames]),
+        np.array([len(atoms) for atoms in frames]),
+        np.array([atoms.cell[:] for atoms in frames]),
+        np.array([atoms.pbc for atoms in frames]),
+    )
+
+
 def frame_offsets(n_atoms: np.ndarray) -> np.ndarray:
     """Start index of each frame in the flat per-atom arrays, plus the total at the end."""
     return np.concatenate([[0], np.cumsum(n_atoms)]).astype(np.int64)
