@@ -34,6 +34,7 @@ FILLED_BY = {
     "simulation.temperature_steps": heuristics.temperature_steps,
     "simulation.timestep_fs": heuristics.timestep_fs,
     "exploration.surrogate_md_steps": heuristics.surrogate_md_steps,
+    "exploration.liquid_seeds": heuristics.liquid_seeds,
     "exploration.initial_label_budget": heuristics.initial_label_budget,
     "dft_compute.mpi_ranks": heuristics.mpi_ranks,
     "dft_compute.command": heuristics.launch_command,

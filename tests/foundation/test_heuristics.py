@@ -92,3 +92,11 @@ def test_initial_label_budget_grows_with_elements_and_is_capped():
 
 def test_surrogate_md_steps_cover_a_picosecond():
     assert heuristics.surrogate_md_steps("alloy") * heuristics.timestep_fs(["Fe"]) >= 1000
+
+
+def test_liquid_seeds_only_when_the_range_reaches_the_melt():
+    silicon_melts = 1687.0
+    assert not heuristics.liquid_seeds([300.0, 1000.0], silicon_melts)  # the solid well below melting
+    assert heuristics.liquid_seeds([300.0, 1500.0], silicon_melts)  # within the guess's uncertainty
+    for melting in (933.5, 1230.0, 1687.0, 3695.0):  # the default range's top, 80% of the guess, rounded
+        assert heuristics.liquid_seeds([300.0, round(0.8 * melting, -1)], melting)

@@ -47,15 +47,23 @@ def cheaper_to_label_whole_frames(clusters: dict, halting: dict) -> bool:
     )
 
 
-def select_seeds(structures: dict, count: int) -> dict:
-    """At most `count` seeds, taken in turn from each generation method so every kind of seed is explored."""
+#: Rank of a generation method as a seed: the crystal as given first, its variants (rattles, strains, SQS,
+#: random search, normal modes) next, then quenched glasses, then liquid snapshots, the farthest from a solid.
+SEED_RANK = {"input": 0, "melt_quench": 2, "melt": 3}
+
+
+def select_seeds(structures: dict, count: int, liquid: bool) -> dict:
+    """At most `count` seeds, taken in turn from each generation method so every kind of seed is explored,
+    the methods closest to the simulated solid first; liquid snapshots only when `liquid`."""
     by_method: dict[str, list[str]] = {}
     for key in sorted(structures):
         method = structures[key].base.attributes.get("autopipe_generation", {}).get("method", "other")
-        by_method.setdefault(method, []).append(key)
+        if liquid or method != "melt":
+            by_method.setdefault(method, []).append(key)
+    queues = [by_method[method] for method in sorted(by_method, key=lambda method: SEED_RANK.get(method, 1))]
     chosen = []
-    while len(chosen) < count and any(by_method.values()):
-        for keys in by_method.values():
+    while len(chosen) < count and any(queues):
+        for keys in queues:
             if keys and len(chosen) < count:
                 chosen.append(keys.pop(0))
     return {key: structures[key] for key in chosen}
@@ -232,7 +240,9 @@ class ActiveLearningWorkChain(WorkChain):
             "surrogate": {
                 "code": self.ctx.codes["surrogate"],
                 "structures": select_seeds(
-                    dict(self.ctx.generator.outputs.structures), exploration["max_seed_structures"]
+                    dict(self.ctx.generator.outputs.structures),
+                    exploration["max_seed_structures"],
+                    exploration["liquid_seeds"],
                 ),
                 "parameters": orm.Dict({**self._surrogate_parameters(), "tasks": tasks}),
                 "metadata": {"options": scheduler_options(self.ctx.config["resources"], "surrogate")},
@@ -358,6 +368,7 @@ class ActiveLearningWorkChain(WorkChain):
             select_seeds(
                 dict(self.ctx.generator.outputs.structures),
                 self.ctx.config["exploration"]["max_seed_structures"],
+                self.ctx.config["exploration"]["liquid_seeds"],
             ),
             self.ctx.config["simulation"],
             self.ctx.config["mlip_training"]["r_cut"],

@@ -332,7 +332,7 @@ class Expansion:
             },
         }
 
-    def exploration(self, system: dict[str, Any]) -> dict[str, Any]:
+    def exploration(self, system: dict[str, Any], simulation: dict[str, Any]) -> dict[str, Any]:
         given = self.user.exploration or _empty("exploration")
         return {
             "surrogate_md_steps": self.choose(
@@ -347,6 +347,7 @@ class Expansion:
                 heuristics.max_seed_structures(system["structure_type"]),
                 heuristics.max_seed_structures.__doc__.splitlines()[0],
             ),
+            "liquid_seeds": self._liquid_seeds(given.liquid_seeds, system, simulation),
             "initial_label_budget": self.choose(
                 "exploration.initial_label_budget",
                 given.initial_label_budget,
@@ -364,6 +365,18 @@ class Expansion:
                 "the same DFT settings, are reused: only the compositions they lack get new pw.x labels",
             ),
         }
+
+    def _liquid_seeds(self, given: bool | None, system: dict[str, Any], simulation: dict[str, Any]) -> bool:
+        hottest, melting = max(simulation["temperature"]), system["melting_point_guess"]
+        liquid = heuristics.liquid_seeds(simulation["temperature"], melting)
+        relation = "reaches" if liquid else "stays below"
+        return self.choose(
+            "exploration.liquid_seeds",
+            given,
+            liquid,
+            f"the hottest simulated temperature ({hottest} K) {relation} 75% of the melting point guess "
+            f"({melting} K): liquid snapshots are {'' if liquid else 'not '}explored",
+        )
 
     def dft_compute(self, system: dict[str, Any]) -> dict[str, Any]:
         given = self.user.dft_compute or _empty("dft_compute")
@@ -617,10 +630,11 @@ def expand_config(
     expansion = Expansion(user, environment, base_dir or Path.cwd(), atoms, protocol)
     system = expansion.system()
     dft_compute = expansion.dft_compute(system)
+    simulation = expansion.simulation(system)
     sections = {
         "system": system,
-        "simulation": expansion.simulation(system),
-        "exploration": expansion.exploration(system),
+        "simulation": simulation,
+        "exploration": expansion.exploration(system, simulation),
         "dft_compute": dft_compute,
         "mlip_training": expansion.mlip_training(system),
         "resources": expansion.resources(dft_compute),
@@ -637,8 +651,7 @@ def check_user_config(user_data: dict[str, Any], base_dir: Path | None = None) -
     offline = Environment(physical_cores=1, is_root=False, pw_executable=None, pseudo_family=None)
     expansion = Expansion(user, offline, base_dir or Path.cwd())
     system = expansion.system()
-    expansion.simulation(system)
-    expansion.exploration(system)
+    expansion.exploration(system, expansion.simulation(system))
     expansion.mlip_training(system)
     if user.dft_compute is not None and user.dft_compute.command is not None:
         validate_command(user.dft_compute.command)

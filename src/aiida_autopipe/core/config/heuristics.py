@@ -165,6 +165,19 @@ def max_seed_structures(structure_type: str) -> int:
     return 8
 
 
+#: Liquid seeds once the hottest simulated temperature is within the melting point guess's uncertainty
+#: (20-25%); the default range, up to 80% of the guess, always includes them.
+LIQUID_SEED_FRACTION = 0.75
+
+
+def liquid_seeds(temperature: Sequence[float], melting_point_guess: float) -> bool:
+    """Liquid snapshots seed exploration only if the hottest temperature reaches 75% of the melting guess.
+
+    Below it the potential is asked for the solid, and a liquid seed run at solid temperatures only adds
+    frames (and labels) of a supercooled liquid nobody will simulate."""
+    return max(temperature) >= LIQUID_SEED_FRACTION * melting_point_guess
+
+
 def initial_label_budget(n_elements: int) -> int:
     """First DFT labels: 40 frames per element, 40-200; enough for a first ACE fit with a few hundred
     functions, while the loop adds labels where the potential is uncertain."""

@@ -85,6 +85,9 @@ class ExplorationConfig(Section):
     max_seed_structures: PositiveInt = Field(
         description="Seeds explored by surrogate MD, drawn across methods."
     )
+    liquid_seeds: bool = Field(
+        description="Also explore from liquid snapshots (melt-quench's melt), for ranges near melting."
+    )
     initial_label_budget: PositiveInt = Field(description="Frames picked by DIRECT for the first DFT labels.")
     descriptor: Literal["soap", "ace"]
     reuse_datasets: bool = Field(
