@@ -37,29 +37,29 @@ def steps_per_second(kmc: LatticeGasKMC, n_steps: int) -> tuple[float, float]:
     return done / (time.process_time() - cpu), done / (time.perf_counter() - wall)
 
 
-def idiomatic_python_bkl(kmc: LatticeGasKMC, n_steps: int) -> int:
+def idiomatic_python_bkl(kmc: LatticeGasKMC, n_steps: int) -> tuple[float, float]:
     """The same n-fold-way BKL written as plain Python on lists (class blocks of one slot list, neighbour
-    table, affected slots, per-site masks of occupied neighbours, rate class looked up by occupation code,
-    `random` and `math`): the fair baseline, unlike the kernel run without JIT, which indexes NumPy arrays
-    one scalar at a time."""
+    table, the kernel's re-classification of the hops out of and into the region around a hop with the same
+    skips, per-site masks of occupied neighbours, rate class looked up by occupation code, `random` and
+    `math`): the fair baseline, unlike the kernel run without JIT, which indexes NumPy arrays one scalar at a
+    time. Returns the (CPU, wall) seconds of the steps alone: building the lists is set-up, as for Numba."""
     neighbours = kmc.lattice.neighbours.tolist()
     reverse = kmc.lattice.reverse.tolist()
-    affected = [sorted(set(row)) for row in kmc.affected.tolist()]  # slots whose rate a hop can alter
+    near = kmc.near.tolist()  # the sites a rate reads around each end of a hop
     class_of_code, class_rates = kmc.class_of_code.tolist(), kmc.class_rates.tolist()
     event_class, order, position = kmc.event_class.tolist(), kmc.order.tolist(), kmc.position.tolist()
     start = kmc.start.tolist()
     occupied = (kmc.occupation >= 0).tolist()
     types, n_types = kmc.site_types.tolist(), kmc.catalogue.n_types
-    context, z, no_hop = kmc.context, len(reverse), len(class_rates)
+    context, z, no_hop = kmc.context, len(reverse), kmc.no_hop  # no_hop: the block of impossible hops
+    last_rate_class = max(c for c, rate in enumerate(class_rates) if rate > 0)  # where round-off lands
     mask = [sum(occupied[n] << (z - 1 - d) for d, n in enumerate(row)) for row in neighbours]
 
     def drop_bit(bits, position):
         return ((bits >> (position + 1)) << position) | (bits & ((1 << position) - 1))
 
-    def slot_class(site, direction):
+    def hop_class(site, direction):
         target = neighbours[site][direction]
-        if not occupied[site] or occupied[target]:
-            return no_hop
         code = types[site] * n_types + types[target]
         if context:
             code = (code << (z - 1)) | drop_bit(mask[site], z - 1 - direction)
@@ -84,10 +84,11 @@ def idiomatic_python_bkl(kmc: LatticeGasKMC, n_steps: int) -> int:
         event_class[slot] = new
 
     clock = 0.0
+    wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(n_steps):
         weights = [(start[c + 1] - start[c]) * rate for c, rate in enumerate(class_rates)]
         total = sum(weights)
-        pick, chosen = random.random() * total, len(weights) - 1
+        pick, chosen = random.random() * total, last_rate_class
         for c, weight in enumerate(weights):
             if pick < weight:
                 chosen = c
@@ -103,18 +104,33 @@ def idiomatic_python_bkl(kmc: LatticeGasKMC, n_steps: int) -> int:
             for d in range(z):
                 mask[neighbours[site][d]] &= ~(1 << (z - 1 - reverse[d]))
                 mask[neighbours[destination][d]] |= 1 << (z - 1 - reverse[d])
-        for changed in affected[slot]:
-            new = slot_class(*divmod(changed, z))
-            if new != event_class[changed]:
-                move(changed, new)
-    return n_steps
+        region = set(near[site]).union(near[destination])
+        for centre in region:  # as `bkl.reclassify_around`
+            if occupied[centre] or centre == site:  # hops out of centre
+                for d, target in enumerate(neighbours[centre]):
+                    if not occupied[centre] or target == destination:
+                        new = no_hop
+                    elif not occupied[target]:
+                        new = hop_class(centre, d)
+                    else:
+                        continue
+                    if new != event_class[centre * z + d]:
+                        move(centre * z + d, new)
+            if not occupied[centre] or centre == destination:  # hops into centre from outside the region
+                for d, source in enumerate(neighbours[centre]):
+                    if source in region or not occupied[source]:
+                        continue
+                    back = reverse[d]
+                    new = hop_class(source, back) if not occupied[centre] else no_hop
+                    if new != event_class[source * z + back]:
+                        move(source * z + back, new)
+    return time.process_time() - cpu, time.perf_counter() - wall
 
 
 def python_steps_per_second(kmc: LatticeGasKMC, n_steps: int) -> tuple[float, float]:
     """`idiomatic_python_bkl` from the current state of `kmc` (left unchanged): (per CPU s, per wall s)."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    done = idiomatic_python_bkl(kmc, n_steps)
-    return done / (time.process_time() - cpu), done / (time.perf_counter() - wall)
+    cpu, wall = idiomatic_python_bkl(kmc, n_steps)
+    return n_steps / cpu, n_steps / wall
 
 
 def pure_python(coverage: float, interaction: float, n_steps: int) -> tuple[float, float]:

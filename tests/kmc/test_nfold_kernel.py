@@ -10,13 +10,13 @@ from aiida_autopipe.core.kmc.lattice import (
     LatticeGasKMC,
     LatticeGasModel,
     checkerboard_types,
-    slots_affected,
+    no_hop_position,
     square_lattice,
 )
 
 
-@pytest.mark.parametrize("interaction", [0.0, -0.08])
-def test_class_blocks_match_a_fresh_classification(interaction):
+@pytest.mark.parametrize(("interaction", "influence_hops"), [(0.0, None), (-0.08, None), (-0.08, 3)])
+def test_class_blocks_match_a_fresh_classification(interaction, influence_hops):
     size = 12
     lattice = square_lattice(size)
     types = checkerboard_types(size)
@@ -25,15 +25,17 @@ def test_class_blocks_match_a_fresh_classification(interaction):
     )
     catalogue = HopCatalogue.from_model(model, 4)
     sites = np.random.default_rng(0).choice(lattice.n_sites, 60, replace=False)
-    kmc = LatticeGasKMC(lattice, types, catalogue, sites, seed=2)
+    kmc = LatticeGasKMC(lattice, types, catalogue, sites, influence_hops, seed=2)
     assert kmc.context == bool(interaction)  # neighbour context read only when rates depend on it
-    assert kmc.class_rates.size == np.unique(catalogue.rates).size <= 64  # one class per distinct rate
+    # One class per distinct rate, and the no-hop class (rate 0) among them.
+    assert kmc.class_rates.size == np.unique(catalogue.rates).size + 1 <= 65
+    assert kmc.class_rates[kmc.no_hop] == 0 and np.all(np.delete(kmc.class_rates, kmc.no_hop) > 0)
     kmc.run(20_000)
     fresh = [np.zeros_like(kmc.event_class), np.zeros_like(kmc.order), np.zeros_like(kmc.position)]
     fresh_start = np.zeros_like(kmc.start)
     classify_slots(
         kmc.occupation, lattice.neighbours, lattice.reverse, types, 2, kmc.context, kmc.class_of_code,
-        *fresh, fresh_start,
+        kmc.no_hop, *fresh, fresh_start,
     )  # fmt: skip
     assert np.array_equal(fresh[0], kmc.event_class) and np.array_equal(fresh_start, kmc.start)
     assert np.array_equal(kmc.order[kmc.position], np.arange(kmc.order.size))  # order and position agree
@@ -43,20 +45,8 @@ def test_class_blocks_match_a_fresh_classification(interaction):
     assert kmc.total_rate == pytest.approx(np.sum(kmc.hop_counts() * catalogue.rates), rel=1e-12)
 
 
-def test_affected_slots_are_the_hops_that_read_the_two_ends():
-    """Square lattice: a hop changes its two ends; without neighbour context the hops touching either end
-    (their own 4 + 4 slots and the 3 + 3 pointing at them from outside) can change rate, 14 in all."""
-    lattice = square_lattice(8)
-    z = lattice.coordination
-    rows = slots_affected(lattice, 1)
-    site, direction = 10, 0
-    destination = lattice.neighbours[site, direction]
-    expected = {s * z + d for s in (site, destination) for d in range(z)}
-    expected |= {
-        n * z + d
-        for end in (site, destination)
-        for n in lattice.neighbours[end]
-        for d in range(z)
-        if lattice.neighbours[n, d] == end
-    }
-    assert set(rows[site * z + direction].tolist()) == expected and len(expected) == 14
+def test_no_hop_block_sits_next_to_the_most_populated_class():
+    """Slots that become possible or impossible cross every block between theirs and the no-hop block."""
+    assert no_hop_position(np.array([1, 2, 50, 3, 1])) in (2, 3)
+    assert no_hop_position(np.array([40, 1, 1, 1])) in (0, 1)
+    assert no_hop_position(np.array([1, 1, 1, 40])) in (3, 4)

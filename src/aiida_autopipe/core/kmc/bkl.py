@@ -5,8 +5,8 @@ Every step picks one event with probability k_i / K (K = sum of all rates) and a
 computed in the loop but looked up by the code of the hop's local occupation pattern (`hop_code`), and
 hops of equal rate form one class. Every possible hop lives in its class's block of one slot array, so a
 class is drawn by a scan over the few classes, a hop uniformly inside it, K is an exact sum of integer
-counts times class rates (no round-off drift, unlike a sum tree), and after a hop only the slots of sites
-within the influence radius of the two changed sites are re-classified, O(1) each.
+counts times class rates (no round-off drift, unlike a sum tree), and after a hop only the hops whose rate
+reads one of the two changed sites are re-classified, O(1) each.
 """
 
 import numpy as np
@@ -71,10 +71,10 @@ def count_hop_codes(occupation, neighbours, reverse, site_types, n_types, counts
 def move_event(slot, new_class, event_class, order, position, start):
     """Move one (site, direction) slot from its class block of `order` to block `new_class`.
 
-    `order` holds every slot, grouped by class in contiguous blocks [start[c], start[c + 1]); the last class
-    holds the slots with no possible hop. A slot moves one block at a time: it swaps to the edge of its block,
-    the boundary shifts past it, and so on, so the cost is the number of classes in between (classes are
-    few: one per distinct rate)."""
+    `order` holds every slot, grouped by class in contiguous blocks [start[c], start[c + 1]); one class, of
+    rate 0, holds the slots with no possible hop. A slot moves one block at a time: it swaps to the edge of
+    its block, the boundary shifts past it, and so on, so the cost is the number of classes in between
+    (classes are few: one per distinct rate)."""
     current = event_class[slot]
     while current != new_class:
         here = position[slot]
@@ -101,18 +101,19 @@ def classify_slots(
     n_types,
     context,
     class_of_code,
+    no_hop,
     event_class,
     order,
     position,
     start,
 ):
     """Put every (site, direction) slot in its class block from scratch (a counting sort). `start` has one
-    entry per rate class, one for the no-hop class (the last block) and the end."""
+    entry per class (the rate classes and the no-hop class `no_hop`) and the end."""
     z = neighbours.shape[1]
     n_blocks = start.shape[0] - 1
     for site in range(occupation.shape[0]):
         for direction in range(z):
-            block = n_blocks - 1
+            block = no_hop
             if occupation[site] >= 0 and occupation[neighbours[site, direction]] < 0:
                 block = class_of_code[
                     hop_code(site, direction, occupation, neighbours, reverse, site_types, n_types, context)
@@ -140,6 +141,111 @@ def total_rate(class_rates, start):
 
 
 @njit(cache=True)
+def reclassify(slot, new_class, event_class, order, position, start):
+    """Move the slot to block `new_class` unless it is there already."""
+    if new_class != event_class[slot]:
+        move_event(slot, new_class, event_class, order, position, start)
+
+
+@njit(cache=True)
+def hop_class(
+    site, direction, neighbour_mask, neighbours, reverse, site_types, n_types, context, class_of_code
+):
+    """Rate class of a possible hop, by the code of its neighbourhood or of its two site types alone."""
+    if context:
+        code = masked_hop_code(site, direction, neighbour_mask, neighbours, reverse, site_types, n_types)
+    else:
+        code = site_types[site] * n_types + site_types[neighbours[site, direction]]
+    return class_of_code[code]
+
+
+@njit(cache=True, inline="always")
+def reclassify_around(
+    vacated,
+    filled,
+    step,
+    near,
+    in_region,
+    region,
+    occupation,
+    neighbour_mask,
+    neighbours,
+    reverse,
+    site_types,
+    n_types,
+    context,
+    class_of_code,
+    no_hop,
+    event_class,
+    order,
+    position,
+    start,
+):
+    """After a hop vacated -> filled, re-classify every slot whose rate can read either site: the slots out of
+    and into the region R = near[vacated] | near[filled] (a hop's rate reads the sites `near` its two ends).
+
+    A hop k -> m is possible when k is occupied and m empty, and only the two ends of the hop changed, so
+    most slots are skipped unread: those out of an empty site other than `vacated`, those into an occupied
+    site other than `filled`, and those from or to an occupied site that did not change, which were impossible
+    before the hop and still are. `in_region[site] == step` marks R (each slot is visited once)."""
+    z = neighbours.shape[1]
+    size = 0
+    for end in range(2):
+        centre = vacated if end == 0 else filled
+        for j in range(near.shape[1]):
+            site = near[centre, j]
+            if in_region[site] != step:
+                in_region[site] = step
+                region[size] = site
+                size += 1
+    for j in range(size):
+        site = region[j]
+        occupied = occupation[site] >= 0
+        if occupied or site == vacated:  # hops out of site
+            for d in range(z):
+                target = neighbours[site, d]
+                if not occupied:
+                    new_class = no_hop
+                elif occupation[target] < 0:
+                    new_class = hop_class(
+                        site,
+                        d,
+                        neighbour_mask,
+                        neighbours,
+                        reverse,
+                        site_types,
+                        n_types,
+                        context,
+                        class_of_code,
+                    )
+                elif target == filled:
+                    new_class = no_hop
+                else:
+                    continue
+                reclassify(site * z + d, new_class, event_class, order, position, start)
+        if not occupied or site == filled:  # hops into site from outside R
+            for d in range(z):
+                source = neighbours[site, d]
+                if in_region[source] == step or occupation[source] < 0:
+                    continue
+                back = reverse[d]
+                new_class = no_hop
+                if not occupied:
+                    new_class = hop_class(
+                        source,
+                        back,
+                        neighbour_mask,
+                        neighbours,
+                        reverse,
+                        site_types,
+                        n_types,
+                        context,
+                        class_of_code,
+                    )
+                reclassify(source * z + back, new_class, event_class, order, position, start)
+
+
+@njit(cache=True)
 def bkl_steps(
     n_steps,
     time,
@@ -151,10 +257,11 @@ def bkl_steps(
     vectors,
     site_types,
     n_types,
-    affected,
+    near,
     context,
     class_of_code,
     class_rates,
+    no_hop,
     event_class,
     order,
     position,
@@ -167,11 +274,11 @@ def bkl_steps(
     """Run up to n_steps BKL steps in place (n-fold way); returns (steps done, clock, records written).
 
     Hops are grouped in classes of equal rate: a class is drawn with probability count_c k_c / K, then a hop
-    uniformly inside it, with no sum tree to update. After a hop only the slots in its row of `affected`
-    (the hops whose rate can depend on its two ends) are re-classified. The state at each of the sorted
-    `record_times` is written to the record arrays (the state between two events is constant, so sampling on
-    a fixed time grid is exact). `occupied_time_by_type[t]` accumulates the time integral of the particles on
-    sites of type t.
+    uniformly inside it, with no sum tree to update. `class_rates[no_hop]` is 0: the block of impossible hops.
+    After a hop only the hops whose rate can depend on its two ends are re-classified (`reclassify_around`;
+    `near[site]`: the sites a rate reads around an end). The state at each of the sorted `record_times` is
+    written to the record arrays (the state between two events is constant, so sampling on a fixed time grid
+    is exact). `occupied_time_by_type[t]` accumulates the time integral of the particles on sites of type t.
     """
     n_records = record_times.shape[0]
     record = 0
@@ -182,30 +289,31 @@ def bkl_steps(
         if occupation[site] >= 0:
             occupied_by_type[site_types[site]] += 1.0
     z = neighbours.shape[1]
-    n_rate_classes = class_rates.shape[0]
-    no_hop = n_rate_classes  # the class block after the rate classes holds the impossible hops
+    n_classes = class_rates.shape[0]
     neighbour_mask = np.zeros(occupation.shape[0], dtype=np.int64)  # kept only when rates read context
     if context:
         for site in range(occupation.shape[0]):
             for direction in range(z):
                 if occupation[neighbours[site, direction]] >= 0:
                     neighbour_mask[site] |= 1 << (z - 1 - direction)
+    in_region = np.zeros(occupation.shape[0], dtype=np.int64)  # == step + 1: in the region of this hop
+    region = np.empty(2 * near.shape[1], dtype=np.int64)
     step = 0
     while step < n_steps:
         total = total_rate(class_rates, start)
         if total <= 0.0:
             break
         pick = np.random.random() * total
-        chosen = n_rate_classes - 1
-        for c in range(n_rate_classes):
+        chosen = -1
+        for c in range(n_classes):
             weight = (start[c + 1] - start[c]) * class_rates[c]
             if pick < weight:
                 chosen = c
                 break
             pick -= weight
-        count = start[chosen + 1] - start[chosen]
-        if count == 0:  # round-off ran past the last class: draw again
+        if chosen < 0:  # round-off ran past the last class: draw again
             continue
+        count = start[chosen + 1] - start[chosen]
         index = min(int(pick / class_rates[chosen]), count - 1)
         slot = order[start[chosen] + index]
         site = slot // z
@@ -233,21 +341,27 @@ def bkl_steps(
             for d in range(z):  # neighbour n = neighbours[site, d] sees site in direction reverse[d]
                 neighbour_mask[neighbours[site, d]] &= ~(1 << (z - 1 - reverse[d]))
                 neighbour_mask[neighbours[destination, d]] |= 1 << (z - 1 - reverse[d])
-        for j in range(affected.shape[1]):
-            other = affected[slot, j]  # padding repeats a slot: re-classifying it again changes nothing
-            hop_site = other // z
-            d = other - hop_site * z
-            new_class = no_hop
-            if occupation[hop_site] >= 0 and occupation[neighbours[hop_site, d]] < 0:
-                if context:
-                    code = masked_hop_code(
-                        hop_site, d, neighbour_mask, neighbours, reverse, site_types, n_types
-                    )
-                else:
-                    code = site_types[hop_site] * n_types + site_types[neighbours[hop_site, d]]
-                new_class = class_of_code[code]
-            if new_class != event_class[other]:
-                move_event(other, new_class, event_class, order, position, start)
+        reclassify_around(
+            site,
+            destination,
+            step + 1,
+            near,
+            in_region,
+            region,
+            occupation,
+            neighbour_mask,
+            neighbours,
+            reverse,
+            site_types,
+            n_types,
+            context,
+            class_of_code,
+            no_hop,
+            event_class,
+            order,
+            position,
+            start,
+        )
         step += 1
     return step, time, record
 

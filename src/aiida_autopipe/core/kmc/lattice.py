@@ -80,33 +80,6 @@ def sites_within(lattice: Lattice, hops: int) -> np.ndarray:
     return np.array([g + [g[0]] * (width - len(g)) for g in groups], dtype=np.int32)
 
 
-def slots_affected(lattice: Lattice, influence_hops: int) -> np.ndarray:
-    """For each hop slot (site * z + direction), the slots whose rate can change when that hop happens: the
-    rate of hop k -> m depends on the sites within influence_hops - 1 hops of k or of m, and a hop changes
-    its two ends. Each row lists every such slot once (then repeats its first), so the kernel re-classifies
-    one precomputed row per step with no de-duplication."""
-    z = lattice.coordination
-    near = sites_within(lattice, influence_hops - 1)
-    slots = np.arange(lattice.n_sites * z)
-    ends = np.stack([slots // z, lattice.neighbours.ravel()], axis=1)
-    depends_on = near[ends].reshape(slots.size, -1)  # sites each slot's rate reads
-    # Invert: the slots that read each site.
-    pairs = np.unique(
-        depends_on.ravel().astype(np.int64) * slots.size + np.repeat(slots, depends_on.shape[1])
-    )
-    readers_site, readers = np.divmod(pairs, slots.size)
-    counts = np.bincount(readers_site, minlength=lattice.n_sites)
-    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    by_site = readers[first[:, None] + np.minimum(np.arange(counts.max())[None, :], counts[:, None] - 1)]
-    # Union over the two ends of each hop, duplicates replaced by the row's first entry.
-    rows = np.sort(by_site[ends].reshape(slots.size, -1), axis=1)
-    rows[:, 1:] = np.where(rows[:, 1:] == rows[:, :-1], -1, rows[:, 1:])
-    rows = -np.sort(-rows, axis=1)  # unique values first (descending), the -1 marks last
-    width = int(np.max(np.sum(rows >= 0, axis=1)))
-    rows = rows[:, :width]
-    return np.where(rows >= 0, rows, rows[:, :1]).astype(np.int32)
-
-
 @dataclass(frozen=True)
 class HopPattern:
     """The local environment of one hop, decoded from its catalogue code."""
@@ -249,6 +222,15 @@ class HopCatalogue:
         return context, class_of_code, class_rates
 
 
+def no_hop_position(populations: np.ndarray) -> int:
+    """Where to insert the no-hop block among the rate-class blocks (index of the class it goes before) so
+    that the slots of the populated classes are the fewest blocks away from it (a weighted median)."""
+    positions = np.arange(populations.size + 1)[:, None]
+    classes = np.arange(populations.size)[None, :]
+    crossings = np.where(classes < positions, positions - classes, classes - positions + 1)
+    return int(np.argmin(crossings @ populations))
+
+
 @dataclass
 class KMCTrajectory:
     """States on a fixed time grid: particle sites and unwrapped displacements (Angstrom) at `times` (s)."""
@@ -307,7 +289,7 @@ class LatticeGasKMC:
         self.lattice = lattice
         self.site_types = site_types
         self.catalogue = catalogue
-        self.context, self.class_of_code, self.class_rates = catalogue.kernel_classes()
+        self.context, class_of_code, rates = catalogue.kernel_classes()
         # Hop k -> m depends on the sites within one hop of k or m (on k and m alone without context).
         needed = 2 if self.context else 1
         if influence_hops is not None and influence_hops < needed:
@@ -316,7 +298,7 @@ class LatticeGasKMC:
                 f"{influence_hops} misses rates that read the neighbours",
                 f"use {needed}",
             )
-        self.affected = slots_affected(lattice, influence_hops or needed)
+        self.near = sites_within(lattice, (influence_hops or needed) - 1)  # what a rate reads around an end
         self.occupation = np.full(lattice.n_sites, -1, dtype=np.int32)
         self.occupation[occupied_sites] = np.arange(occupied_sites.size, dtype=np.int32)
         self.particle_site = occupied_sites.copy()
@@ -325,19 +307,32 @@ class LatticeGasKMC:
         self.event_class = np.zeros(n_slots, dtype=np.int32)
         self.order = np.zeros(n_slots, dtype=np.int32)
         self.position = np.zeros(n_slots, dtype=np.int32)
-        self.start = np.zeros(self.class_rates.size + 2, dtype=np.int64)
+        self.start = np.zeros(rates.size + 2, dtype=np.int64)
         self.time = 0.0
         self.n_steps = 0
         seed_numba_rng(seed)
         np.random.seed(seed)  # with NUMBA_DISABLE_JIT=1 the kernel runs as pure Python on NumPy's generator
+        # A hop that becomes possible or impossible moves its slot between the no-hop block and its class
+        # block, crossing the blocks in between: put the no-hop block among the populated classes.
+        self.class_of_code, self.class_rates, self.no_hop = class_of_code, np.append(rates, 0.0), rates.size
+        self._classify_slots()
+        self.no_hop = no_hop_position(np.diff(self.start)[: rates.size])
+        self.class_of_code = np.where(
+            class_of_code == rates.size, self.no_hop, class_of_code + (class_of_code >= self.no_hop)
+        ).astype(np.int32)
+        self.class_rates = np.insert(rates, self.no_hop, 0.0)
+        self._classify_slots()
+
+    def _classify_slots(self) -> None:
         classify_slots(
             self.occupation,
-            lattice.neighbours,
-            lattice.reverse,
+            self.lattice.neighbours,
+            self.lattice.reverse,
             self.site_types,
-            catalogue.n_types,
+            self.catalogue.n_types,
             self.context,
             self.class_of_code,
+            self.no_hop,
             self.event_class,
             self.order,
             self.position,
@@ -383,10 +378,11 @@ class LatticeGasKMC:
             self.lattice.vectors,
             self.site_types,
             self.catalogue.n_types,
-            self.affected,
+            self.near,
             self.context,
             self.class_of_code,
             self.class_rates,
+            self.no_hop,
             self.event_class,
             self.order,
             self.position,
