@@ -8,7 +8,7 @@ from aiida import orm
 from aiida.engine import run_get_node
 from labeling_helpers import BOHR, RY_PER_EV, bcc_iron, read_pw_stdout, silicon
 
-from aiida_autopipe.calcfunctions.embedding import TOT_CHARGE_ATTRIBUTE
+from aiida_autopipe.calcfunctions.cluster_attributes import TOT_CHARGE_ATTRIBUTE
 from aiida_autopipe.core.dft_parameters import GPA_PER_EV_PER_ANGSTROM3
 from aiida_autopipe.workflows.labeling import LabelingWorkChain
 

@@ -14,11 +14,10 @@ from aiida import orm
 from aiida.engine import calcfunction
 from ase import Atoms
 
+from aiida_autopipe.calcfunctions.cluster_attributes import FORCE_WEIGHTS_ATTRIBUTE
 from aiida_autopipe.core.pacemaker_input import read_labelled_frames, write_labelled_frames
 
 DATASET_FILENAME = "dataset.extxyz"
-#: Attribute of an embedded cluster's StructureData: per-atom force weights (1 core, 0 buffer and caps).
-FORCE_WEIGHTS_ATTRIBUTE = "autopipe_force_weights"
 
 
 def frame_from_label(label: orm.TrajectoryData, force_weights: np.ndarray | None = None) -> Atoms:

@@ -1,10 +1,11 @@
 """Provenance wrapper for the periodic embedding: halting frame + per-atom gamma -> clusters to label.
 
-Each cluster is a StructureData whose attributes carry what labelling and training need, so no extra node per
-cluster: ``autopipe_force_weights`` (1 core, 0 buffer and caps), ``autopipe_regions`` ('core', 'buffer',
-'cap'), ``autopipe_tot_charge`` (pw.x ``tot_charge``; non-zero only where the ionic neutralisation fell back
-to a uniform background) and ``autopipe_charge_method``. The cut-out itself takes well under a second; the
-buffer relaxation with a surrogate (minutes on a CPU) runs in the OTF MD job instead (see the runner).
+Each cluster is a StructureData whose attributes (named in calcfunctions.cluster_attributes) carry what
+labelling and training need, so no extra node per cluster: ``autopipe_force_weights`` (1 core, 0 buffer and
+caps), ``autopipe_regions`` ('core', 'buffer', 'cap'), ``autopipe_tot_charge`` (pw.x ``tot_charge``; non-zero
+only where the ionic neutralisation fell back to a uniform background) and ``autopipe_charge_method``. The
+cut-out itself takes well under a second; the buffer relaxation with a surrogate (minutes on a CPU) runs in
+the OTF MD job instead (see the runner).
 """
 
 from __future__ import annotations
@@ -13,14 +14,15 @@ import numpy as np
 from aiida import orm
 from aiida.engine import calcfunction
 
+from aiida_autopipe.calcfunctions.cluster_attributes import (
+    CHARGE_METHOD_ATTRIBUTE,
+    EMBEDDING_ATTRIBUTE,
+    FORCE_WEIGHTS_ATTRIBUTE,
+    REGIONS_ATTRIBUTE,
+    TOT_CHARGE_ATTRIBUTE,
+)
 from aiida_autopipe.core.embedding.embed import REGION_ARRAY, WEIGHT_ARRAY
 from aiida_autopipe.runners.otf_md import EMBEDDING_DEFAULTS, GAMMA_ARRAY, embed_frame
-
-FORCE_WEIGHTS_ATTRIBUTE = "autopipe_force_weights"
-REGIONS_ATTRIBUTE = "autopipe_regions"
-TOT_CHARGE_ATTRIBUTE = "autopipe_tot_charge"
-CHARGE_METHOD_ATTRIBUTE = "autopipe_charge_method"
-EMBEDDING_ATTRIBUTE = "autopipe_embedding"
 
 
 def _plain(value):

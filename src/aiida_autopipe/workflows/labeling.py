@@ -9,7 +9,7 @@ from aiida.engine import WorkChain, calcfunction, while_
 from aiida.plugins import GroupFactory
 from aiida_quantumespresso.workflows.protocols.utils import ProtocolMixin
 
-from aiida_autopipe.calcfunctions.embedding import TOT_CHARGE_ATTRIBUTE
+from aiida_autopipe.calcfunctions.cluster_attributes import TOT_CHARGE_ATTRIBUTE
 from aiida_autopipe.calcfunctions.labels import assemble_label, relabel_kinds
 from aiida_autopipe.core import dft_parameters
 from aiida_autopipe.core.structures.sanity import check_structure
