@@ -369,12 +369,12 @@ class Expansion:
     def _liquid_seeds(self, given: bool | None, system: dict[str, Any], simulation: dict[str, Any]) -> bool:
         hottest, melting = max(simulation["temperature"]), system["melting_point_guess"]
         liquid = heuristics.liquid_seeds(simulation["temperature"], melting)
-        relation = "reaches" if liquid else "stays below"
+        relation = f"{'reaches' if liquid else 'stays below'} {heuristics.LIQUID_SEED_FRACTION:.0%}"
         return self.choose(
             "exploration.liquid_seeds",
             given,
             liquid,
-            f"the hottest simulated temperature ({hottest} K) {relation} 75% of the melting point guess "
+            f"the hottest simulated temperature ({hottest} K) {relation} of the melting point guess "
             f"({melting} K): liquid snapshots are {'' if liquid else 'not '}explored",
         )
 
