@@ -4,7 +4,10 @@ The profile, Computer and Code are registered exactly as `mlip-pipe setup` does 
 engines.codes: SQLite with the ZeroMQ broker, core.direct over core.local, pw.x with its thread environment),
 and each label is a LabelingWorkChain submitted to a one-worker daemon once its worker listens. Right after
 each label, the job's own script (_aiidasubmit.sh: same prepend_text, environment, command line) runs by hand
-on a fresh copy of its input folder, so both runs see nearly the same machine load. Printed per label: both
+on a fresh copy of its input folder, so both runs see nearly the same machine load.
+With --batch, all structures go to one LabelingWorkChain, one pw.x run at a time (`max_concurrent: 1`), the
+way the pipeline labels a batch; its jobs are then rerun by hand one after the other, and the overhead per
+label is the batch's wall time minus the raw runs', divided by the number of labels. Printed per label: both
 wall times, pw.x's own CPU time in both (the same work), the difference, and the CPU time the daemon spent on
 the label (with its shells): on a loaded machine every wait stretches, while that CPU time is what the label
 costs an idle one, except for the scheduler polls (engines.codes.JOB_POLL_INTERVAL), whose number grows with
@@ -13,7 +16,7 @@ A per-phase table (node creation times, job-folder file times) shows where each 
 the time outside the pw.x job is the overhead least disturbed by load changes between the two runs.
 
     uv run python bench/labeling_overhead.py [--structures 3] [--ecutwfc 30] [--kpoints-density 0.25]
-        [--ranks 1]
+        [--ranks 1] [--batch]
 """
 
 import argparse
@@ -135,17 +138,22 @@ PHASES = (
 )
 
 
-def phase_seconds(labeling, calculation, submitted_at, terminated_at):
-    """Seconds spent in each of PHASES, from node creation times and the job folder's file times."""
+def job_seconds(calculation):
+    """(start, end) of the pw.x job: the job script started (mtime of _scheduler-stdout.txt) and pw.x wrote
+    its last line (mtime of aiida.out)."""
     folder = pathlib.Path(calculation.outputs.remote_folder.get_remote_path())
+    return (folder / "_scheduler-stdout.txt").stat().st_mtime, (folder / "aiida.out").stat().st_mtime
+
+
+def phase_seconds(labeling, key, calculation, submitted_at, terminated_at):
+    """Seconds spent in each of PHASES, from node creation times and the job folder's file times."""
     restart_chain = calculation.caller
-    assembly = labeling.outputs.labels["si8"].creator
+    assembly = labeling.outputs.labels[key].creator
     marks = [
         submitted_at,
         restart_chain.ctime.timestamp(),
         calculation.ctime.timestamp(),
-        (folder / "_scheduler-stdout.txt").stat().st_mtime,
-        (folder / "aiida.out").stat().st_mtime,
+        *job_seconds(calculation),
         calculation.outputs.retrieved.ctime.timestamp(),
         calculation.outputs.output_parameters.ctime.timestamp(),
         assembly.ctime.timestamp(),
@@ -154,10 +162,9 @@ def phase_seconds(labeling, calculation, submitted_at, terminated_at):
     return [end - start for start, end in itertools.pairwise(marks)]
 
 
-def label_once(code, structure, family, args):
-    """Submit a one-structure LabelingWorkChain to the daemon: its wall time from submit to termination, the
-    PwCalculation and the seconds of each of PHASES."""
-    from aiida import orm
+def label(code, structures, family, args):
+    """Submit one LabelingWorkChain of `structures` to the daemon, one pw.x run at a time, and wait for it:
+    (the node, when it was submitted, its wall time from submit to termination, when it terminated)."""
     from aiida.engine import submit
     from aiida.engine.processes.control import revive_processes
     from plumpy import ProcessState
@@ -166,7 +173,7 @@ def label_once(code, structure, family, args):
 
     builder = LabelingWorkChain.get_builder_from_protocol(
         code,
-        {"si8": structure},
+        structures,
         family.label,
         overrides={
             "dft_compute": {
@@ -183,60 +190,80 @@ def label_once(code, structure, family, args):
         time.sleep(0.1)
         if node.process_state == ProcessState.CREATED and time.perf_counter() - start > STUCK_SECONDS:
             # Once here a task submitted right after the daemon started never reached the worker.
-            print(f"label still not started after {STUCK_SECONDS} s: re-sending its task", flush=True)
+            print(f"labeling still not started after {STUCK_SECONDS} s: re-sending its task", flush=True)
             revive_processes([node])
             submitted_at = time.time()
             start = time.perf_counter()
     wall = time.perf_counter() - start
-    terminated_at = time.time()
     assert node.is_finished_ok, (node.exit_status, node.exit_message)
-    calculation = orm.load_node(node.outputs.labels["si8"].base.attributes.get("pw_calculation"))
-    return wall, calculation, phase_seconds(node, calculation, submitted_at, terminated_at)
+    return node, submitted_at, wall, time.time()
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--structures", type=int, default=3)
-    parser.add_argument("--ecutwfc", type=float, default=30.0)
-    parser.add_argument("--kpoints-density", type=float, default=0.25)
-    parser.add_argument("--ranks", type=int, default=1, help="MPI ranks per pw.x run")
-    args = parser.parse_args()
-
+def pw_calculation(labeling, key):
+    """The PwCalculation behind one label."""
     from aiida import orm
-    from aiida.engine.daemon.client import get_daemon_client
 
-    workdir = pathlib.Path(tempfile.mkdtemp(prefix="autopipe-bench-"))
-    code, family = make_profile(workdir)
-    family.set_cutoffs(
-        {"Si": {"cutoff_wfc": args.ecutwfc, "cutoff_rho": 4 * args.ecutwfc}}, "normal", unit="Ry"
-    )
-    daemon = get_daemon_client()
-    daemon.start_daemon(number_workers=1, timeout=120)
-    wait_for_worker()
+    return orm.load_node(labeling.outputs.labels[key].base.attributes.get("pw_calculation"))
+
+
+def aiida_pw_cpu_seconds(calculation):
+    """pw.x's own CPU time in a PwCalculation's retrieved output."""
+    return pw_cpu_seconds(calculation.outputs.retrieved.base.repository.get_object_content("aiida.out"))
+
+
+def label_one_by_one(code, family, args, workdir):
+    """One LabelingWorkChain per structure, each followed by its raw rerun: the rows and phases to print."""
     rows = []
     phases = []
-    try:
-        for seed in range(args.structures):
-            cpu_before = daemon_cpu_seconds()
-            aiida_wall, calculation, label_phases = label_once(code, displaced_si8(seed), family, args)
-            phases.append(label_phases)
-            daemon_cpu = daemon_cpu_seconds() - cpu_before
-            aiida_cpu = pw_cpu_seconds(
-                calculation.outputs.retrieved.base.repository.get_object_content("aiida.out")
-            )
-            raw_wall, raw_cpu = raw_pw(calculation, workdir)
-            rows.append((aiida_wall, aiida_cpu, raw_wall, raw_cpu, daemon_cpu, os.getloadavg()[0]))
-            print(f"label {seed}: AiiDA {aiida_wall:.2f} s, raw pw.x {raw_wall:.2f} s", flush=True)
-    finally:
-        daemon.stop_daemon(wait=True, timeout=120)
+    for seed in range(args.structures):
+        cpu_before = daemon_cpu_seconds()
+        structures = {"si8": displaced_si8(seed)}
+        node, submitted_at, aiida_wall, terminated_at = label(code, structures, family, args)
+        daemon_cpu = daemon_cpu_seconds() - cpu_before
+        calculation = pw_calculation(node, "si8")
+        phases.append(phase_seconds(node, "si8", calculation, submitted_at, terminated_at))
+        aiida_cpu = aiida_pw_cpu_seconds(calculation)
+        raw_wall, raw_cpu = raw_pw(calculation, workdir)
+        rows.append((aiida_wall, aiida_cpu, raw_wall, raw_cpu, daemon_cpu, os.getloadavg()[0]))
+        print(f"label {seed}: AiiDA {aiida_wall:.2f} s, raw pw.x {raw_wall:.2f} s", flush=True)
+    return rows, phases
 
+
+def label_batch(code, family, args, workdir):
+    """All structures in one LabelingWorkChain, then their raw reruns one after the other; prints the
+    comparison."""
+    structures = {f"si8_{seed}": displaced_si8(seed) for seed in range(args.structures)}
+    cpu_before = daemon_cpu_seconds()
+    node, _, aiida_wall, _ = label(code, structures, family, args)
+    daemon_cpu = daemon_cpu_seconds() - cpu_before
+    calculations = [pw_calculation(node, key) for key in sorted(structures)]
+    jobs = [end - start for start, end in map(job_seconds, calculations)]
+    raw = [raw_pw(calculation, workdir) for calculation in calculations]
+    raw_wall = sum(wall for wall, _ in raw)
+    n_labels = len(structures)
+    overhead = (aiida_wall - raw_wall) / n_labels
+    print(f"{n_labels} labels in one LabelingWorkChain, one pw.x run at a time")
+    print("label  pw.x job in AiiDA  raw pw.x wall  pw.x CPU (AiiDA / raw)")
+    for index, (calculation, job, (wall, cpu)) in enumerate(zip(calculations, jobs, raw, strict=True)):
+        aiida_cpu = aiida_pw_cpu_seconds(calculation)
+        print(f"{index:5d}  {job:15.2f} s  {wall:11.2f} s  {aiida_cpu:9.2f} / {cpu:6.2f} s")
+    print(f"batch wall time: AiiDA {aiida_wall:.2f} s, raw pw.x runs {raw_wall:.2f} s in all")
     print(
-        f"Si8 displaced, ecutwfc {args.ecutwfc} Ry, kpoints_density {args.kpoints_density} 1/A, "
-        f"{args.ranks} MPI rank(s), one LabelingWorkChain per label"
+        f"AiiDA overhead per label (wall): {overhead:.2f} s = {100 * overhead / (raw_wall / n_labels):.1f} % "
+        "of raw pw.x"
     )
     print(
-        f"pw.x job environment (Code prepend_text): {orm.load_code(code).prepend_text.replace(chr(10), '; ')}"
+        f"  = {(aiida_wall - sum(jobs)) / n_labels:.2f} s per label outside the pw.x jobs"
+        f" {(sum(jobs) - raw_wall) / n_labels:+.2f} s of the jobs against raw pw.x (load differences)"
     )
+    print(
+        f"daemon CPU per label: {daemon_cpu / n_labels:.2f} s = {100 * daemon_cpu / raw_wall:.1f} % of raw "
+        "pw.x wall"
+    )
+
+
+def print_one_by_one(rows, phases):
+    """The per-label table, the phases and the means of `label_one_by_one`."""
     print("label  AiiDA wall  raw pw.x wall  overhead  pw.x CPU (AiiDA / raw)  daemon CPU  load(1 min)")
     for index, (aiida_wall, aiida_cpu, raw_wall, raw_cpu, daemon_cpu, load) in enumerate(rows):
         print(
@@ -269,6 +296,42 @@ def main():
     print(
         f"daemon CPU per label: {daemon_mean:.2f} s = {100 * daemon_mean / raw_mean:.1f} % of raw pw.x wall"
     )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--structures", type=int, default=3)
+    parser.add_argument("--ecutwfc", type=float, default=30.0)
+    parser.add_argument("--kpoints-density", type=float, default=0.25)
+    parser.add_argument("--ranks", type=int, default=1, help="MPI ranks per pw.x run")
+    parser.add_argument("--batch", action="store_true", help="all structures in one LabelingWorkChain")
+    args = parser.parse_args()
+
+    from aiida import orm
+    from aiida.engine.daemon.client import get_daemon_client
+
+    workdir = pathlib.Path(tempfile.mkdtemp(prefix="autopipe-bench-"))
+    code, family = make_profile(workdir)
+    family.set_cutoffs(
+        {"Si": {"cutoff_wfc": args.ecutwfc, "cutoff_rho": 4 * args.ecutwfc}}, "normal", unit="Ry"
+    )
+    print(
+        f"Si8 displaced, ecutwfc {args.ecutwfc} Ry, kpoints_density {args.kpoints_density} 1/A, "
+        f"{args.ranks} MPI rank(s)"
+    )
+    print(
+        f"pw.x job environment (Code prepend_text): {orm.load_code(code).prepend_text.replace(chr(10), '; ')}"
+    )
+    daemon = get_daemon_client()
+    daemon.start_daemon(number_workers=1, timeout=120)
+    wait_for_worker()
+    try:
+        if args.batch:
+            label_batch(code, family, args, workdir)
+        else:
+            print_one_by_one(*label_one_by_one(code, family, args, workdir))
+    finally:
+        daemon.stop_daemon(wait=True, timeout=120)
     print(
         f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores"
     )

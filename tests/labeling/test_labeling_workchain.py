@@ -43,6 +43,12 @@ def test_silicon_labels_match_pw_output(pw_code, dft_compute):
         np.testing.assert_allclose(label.get_array("stress")[0], stress_ase, atol=1e-6)
         assert label.base.attributes.get("magnetic_state") == "nonmagnetic"
 
+    # one k-point calcfunction for the batch, whose meshes the pw.x runs used
+    (meshes,) = [called for called in node.called if called.process_label == "kpoint_meshes"]
+    for key in structures:
+        calculation = orm.load_node(node.outputs.labels[key].base.attributes.get("pw_calculation"))
+        assert calculation.inputs.kpoints.creator.uuid == meshes.uuid
+
     forces = node.outputs.labels["si8"].get_array("forces")[0]
     assert np.abs(forces).max() > 0.1
     assert np.abs(forces.sum(axis=0)).max() < 1e-3

@@ -10,7 +10,7 @@ from aiida.plugins import GroupFactory
 from aiida_quantumespresso.workflows.protocols.utils import ProtocolMixin
 
 from aiida_autopipe.calcfunctions.cluster_attributes import TOT_CHARGE_ATTRIBUTE
-from aiida_autopipe.calcfunctions.labels import assemble_label, relabel_kinds
+from aiida_autopipe.calcfunctions.labels import assemble_label, kpoint_meshes, relabel_kinds
 from aiida_autopipe.core import dft_parameters
 from aiida_autopipe.core.structures.sanity import check_structure
 from aiida_autopipe.workflows.adoption import launched_before_restart
@@ -247,6 +247,12 @@ class LabelingWorkChain(ProtocolMixin, WorkChain):
                 self.ctx.rejected[key] = verdict.reason
                 self.report(f"{key}: rejected before pw.x ({verdict.reason})")
         accepted = [key for key in sorted(self.inputs.structures) if key not in self.ctx.rejected]
+        if accepted:
+            self.ctx.kpoints = kpoint_meshes(
+                orm.Float(self.ctx.config["kpoints_density"]),
+                **{key: self.inputs.structures[key] for key in accepted},
+                metadata={"call_link_label": "kpoint_meshes"},
+            )
         self.ctx.queue = [self.first_task(key) for key in accepted]
         self.ctx.pending = {key: 1 for key in accepted}
         self.ctx.results = {key: {SCALAR: {}, SPIN_ORBIT: {}} for key in self.inputs.structures}
@@ -353,7 +359,7 @@ class LabelingWorkChain(ProtocolMixin, WorkChain):
                 "parameters": orm.Dict(parameters),
                 "metadata": {"options": options},
             },
-            "kpoints_distance": orm.Float(config["kpoints_density"]),
+            "kpoints": self.ctx.kpoints[task["key"]],
             "recovery_strategy": orm.Str(config["recovery_strategy"]),
             "max_iterations": orm.Int(config["max_iterations"]),
             "clean_workdir": self.inputs.clean_workdir,
