@@ -14,7 +14,7 @@ FAST = {"volume_strains": [-0.03, 0.03], "shear_strains": [], "n_random": 3, "n_
     [
         ("alloy", {"Cu": 0.75, "Au": 0.25}, {"sqs", "sqs_strained", "sqs_off_stoichiometry"}),
         ("ionic", {"Mg": 0.5, "O": 0.5}, {"random_search"}),
-        ("covalent", {"Si": 1.0}, {"input", "input_strained", "rattle"}),
+        ("covalent", {"Si": 1.0}, {"input", "rattle"}),
         ("covalent", {"Si": 0.5, "C": 0.5}, {"random_search"}),
         ("molecule", {"C": 6, "H": 6}, {"input", "rattle"}),
     ],
@@ -24,23 +24,6 @@ def test_each_class_gets_its_generators(structure_type, composition, methods):
     assert methods <= {record.method for record in result.structures}
     assert result.summary["n_kept"] == len(result.structures) > 0
     assert result.summary["n_generated"] == result.summary["n_kept"] + sum(result.rejections.values())
-
-
-def test_crystal_parents_get_strained_copies_for_the_equation_of_state():
-    """A covalent crystal and a given ionic crystal, like an SQS, come with volume-strained copies."""
-    rocksalt = bulk("MgO", "rocksalt", a=4.21, cubic=True)
-    for structure_type, composition, structure in (
-        ("covalent", {"Si": 1.0}, None),
-        ("ionic", {"Mg": 0.5, "O": 0.5}, rocksalt),
-    ):
-        result = generate_seed_structures(structure_type, composition, structure, generation=FAST)
-        (parent,) = [record for record in result.structures if record.method == "input"]
-        strained = [record for record in result.structures if record.method == "input_strained"]
-        volume = parent.atoms.get_volume()
-        assert sorted(record.atoms.get_volume() / volume - 1 for record in strained) == pytest.approx(
-            [-0.03, 0.03]
-        )
-        assert {record.parent for record in strained} == {parent.label}
 
 
 def test_given_parent_lattice_is_used_for_the_sqs():

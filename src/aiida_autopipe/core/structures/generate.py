@@ -1,8 +1,8 @@
 """Seed structures for one system, by bonding class, from the generators that need neither DFT nor a
-surrogate: SQS with off-stoichiometry and strains (alloys), random ionic cells (ionic), strained and deeply
-rattled copies of a crystal or random covalent cells (covalent), small rattles of the molecule (molecules).
-Surrogate-driven steps (pre-relaxation, melt-quench, normal-mode Hessians) use the same core functions with a
-calculator and run in a CalcJob. Every structure passes the sanity check; rejections are counted.
+surrogate: SQS with off-stoichiometry and strains (alloys), random ionic cells (ionic), deep rattling of a
+crystal or random covalent cells (covalent), small rattles of the molecule (molecules). Surrogate-driven
+steps (pre-relaxation, melt-quench, normal-mode Hessians) use the same core functions with a calculator
+and run in a CalcJob. Every structure passes the sanity check; rejections are counted.
 """
 
 from collections.abc import Mapping
@@ -80,17 +80,14 @@ def _alloy(composition, structure, settings):
 
 
 def _ionic(composition, structure, settings):
-    random_cells = airss.random_search(
+    structures = airss.random_search(
         composition, settings["n_random"], settings["random_max_atoms"], settings["seed"]
     )
-    # Polymorphs are told apart up to scale: the given crystal's strained and rattled copies are kept on
-    # purpose, so only the random cells are deduplicated.
-    distinct = airss.deduplicate(random_cells)
-    summary = {"n_duplicates": len(random_cells) - len(distinct)}
     if structure is not None:
         parent = GeneratedStructure(structure.copy(), "input", "input")
-        distinct = [*_crystal_family(parent, settings), *distinct]
-    return distinct, summary
+        structures = [parent, *structures, *_rattled(parent, settings)]
+    distinct = airss.deduplicate(structures)
+    return distinct, {"n_duplicates": len(structures) - len(distinct)}
 
 
 def _covalent(composition, structure, settings):
@@ -102,7 +99,7 @@ def _covalent(composition, structure, settings):
         )
         return structures, {"parent": "random covalent cells"}
     parent = GeneratedStructure(_supercell(crystal, settings["min_crystal_atoms"]), "input", "crystal")
-    return _crystal_family(parent, settings), {"parent": parent.atoms.get_chemical_formula()}
+    return [parent, *_rattled(parent, settings)], {"parent": parent.atoms.get_chemical_formula()}
 
 
 def _molecule(composition, structure, settings):
@@ -137,14 +134,10 @@ def _known_molecule(composition: Mapping[str, float]) -> Atoms:
     )
 
 
-def _crystal_family(parent: GeneratedStructure, settings) -> list[GeneratedStructure]:
-    """A crystal, its strained copies (labels off the equilibrium volume and shape, which the equation of
-    state and the elastic constants need, as for alloys) and its deeply rattled copies."""
-    strained = strain_variants(parent, tuple(settings["volume_strains"]), tuple(settings["shear_strains"]))
-    rattled = rattled_structures(
+def _rattled(parent: GeneratedStructure, settings) -> list[GeneratedStructure]:
+    return rattled_structures(
         parent, tuple(settings["rattle_amplitudes"]), settings["n_rattle"], settings["seed"]
     )
-    return [parent, *strained, *rattled]
 
 
 def _elemental_crystal(composition: Mapping[str, float]) -> Atoms | None:
