@@ -5,6 +5,7 @@ from ase.build import bulk
 
 from aiida_autopipe.core.errors import InputError
 from aiida_autopipe.core.structures.generate import generate_seed_structures
+from aiida_autopipe.core.structures.settings import GENERATION_DEFAULTS
 
 FAST = {"volume_strains": [-0.03, 0.03], "shear_strains": [], "n_random": 3, "n_rattle": 2}
 
@@ -24,6 +25,15 @@ def test_each_class_gets_its_generators(structure_type, composition, methods):
     assert methods <= {record.method for record in result.structures}
     assert result.summary["n_kept"] == len(result.structures) > 0
     assert result.summary["n_generated"] == result.summary["n_kept"] + sum(result.rejections.values())
+
+
+def test_rattled_copies_of_a_given_ionic_crystal_are_all_kept():
+    """Deduplication is for the random cells: the rattled copies are the given polymorph on purpose."""
+    rocksalt = bulk("MgO", "rocksalt", a=4.21, cubic=True)
+    result = generate_seed_structures("ionic", {"Mg": 0.5, "O": 0.5}, rocksalt, generation=FAST)
+    rattled = [record for record in result.structures if record.method == "rattle"]
+    assert len(rattled) == FAST["n_rattle"] * len(GENERATION_DEFAULTS["rattle_amplitudes"])
+    assert [record.method for record in result.structures].count("input") == 1
 
 
 def test_given_parent_lattice_is_used_for_the_sqs():

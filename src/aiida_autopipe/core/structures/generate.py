@@ -80,14 +80,17 @@ def _alloy(composition, structure, settings):
 
 
 def _ionic(composition, structure, settings):
-    structures = airss.random_search(
+    random_cells = airss.random_search(
         composition, settings["n_random"], settings["random_max_atoms"], settings["seed"]
     )
+    # Distinct polymorphs among the random cells; a given crystal's rattled copies are the same polymorph
+    # (StructureMatcher's tolerances merge them) and are kept on purpose.
+    distinct = airss.deduplicate(random_cells)
+    summary = {"n_duplicates": len(random_cells) - len(distinct)}
     if structure is not None:
         parent = GeneratedStructure(structure.copy(), "input", "input")
-        structures = [parent, *structures, *_rattled(parent, settings)]
-    distinct = airss.deduplicate(structures)
-    return distinct, {"n_duplicates": len(structures) - len(distinct)}
+        distinct = [parent, *distinct, *_rattled(parent, settings)]
+    return distinct, summary
 
 
 def _covalent(composition, structure, settings):
