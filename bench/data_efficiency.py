@@ -9,7 +9,8 @@ k-point spacing 0.6 1/A (a 2x2x2 mesh on the 8-atom cubic cell), conv_thr 4e-10 
   steps), every 4th frame after the first 10 steps, from trajectories that no strategy trains on.
 * Strategy 1, AIMD: a second set of ab initio MD trajectories at the same temperatures; a budget of N labels
   takes N/3 evenly spaced frames from each (the kindest way to subsample AIMD: frames as far apart as the
-  trajectory allows).
+  trajectory allows). Every MD step is an SCF, so these fits all cost the whole trajectories; the cheaper
+  AIMD runs are their first L steps after equilibration with every frame used ("AIMD, first L steps").
 * Strategy 2, this pipeline: `mlip-pipe` on examples/si/input.yaml with the `fast` protocol and the DFT
   setting above, counting every pw.x label it made (first labels and every generation's).
 * Strategy 3, DIRECT one-shot: surrogate MD (the pipeline's offline surrogate, CHGNet) of the same cell at the
@@ -18,12 +19,15 @@ k-point spacing 0.6 1/A (a 2x2x2 mesh on the 8-atom cubic cell), conv_thr 4e-10 
 The training sets of all three are fitted the same way (delta learning on the automatic LJ + ZBL reference,
 one fixed ACE basis, one number of BFGS iterations, the pipeline's 1:100 energy:force weights), so that the
 strategies differ only in which frames were labelled. The pipeline's own final potential is scored too.
-Printed: a table of energy and force RMSE on the test set against the number of labels, and the ratio of
-labels each strategy needs to reach the AIMD baseline's best force error; a PNG of the same curves.
+Printed: a table of energy and force RMSE on the test set against the number of labels and against the DFT
+calculations (SCFs) each strategy ran to get them, the ratios of both that each strategy needs to reach the
+AIMD baseline's best force error, and pw.x's wall time per MD step and per single-point label (an MD step
+starts from the previous step's wavefunctions, so it is the cheaper SCF); a PNG of the curves.
 
 Every pw.x run and fit is kept in --workdir, so a second run reuses them and goes straight to the table.
 
     uv run python bench/data_efficiency.py [--workdir data_efficiency_work] [--budgets 25 50 100 200]
+        [--aimd-lengths 5 10 20 40] [--direct-budgets 10 25 50]
 """
 
 import argparse
@@ -32,6 +36,7 @@ import json
 import math
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -137,6 +142,16 @@ def run_pw(folder: pathlib.Path, atoms, control: dict, ions: dict | None = None)
     return output
 
 
+def pw_wall_seconds(output: pathlib.Path) -> float:
+    """pw.x's own wall time for a run, from the PWSCF line of its output (h, m and s parts)."""
+    line = next(line for line in output.read_text().splitlines() if line.strip().startswith("PWSCF"))
+    wall = line.split("CPU", 1)[1].replace("WALL", "").strip()
+    seconds = 0.0
+    for value, unit in re.findall(r"([\d.]+)([hms])", wall):
+        seconds += float(value) * {"h": 3600, "m": 60, "s": 1}[unit]
+    return seconds
+
+
 def labelled(atoms):
     """A frame carrying its DFT energy and forces the way the pipeline's datasets do."""
     frame = atoms.copy()
@@ -206,6 +221,12 @@ def direct_training_set(workdir: pathlib.Path, budget: int) -> list:
     features = compute_descriptors(*flat_arrays(pool), kind="soap", r_cut=R_CUT)
     chosen = direct_select(features, budget).indices
     return [scf_label(workdir, f"pool_{index:04d}", pool[index]) for index in sorted(chosen)]
+
+
+def aimd_first_steps(train_frames: dict, length: int) -> list:
+    """Every frame of the first `length` steps after equilibration at each temperature: the AIMD run that
+    costs 3 (EQUILIBRATION + length) SCFs instead of the whole trajectories."""
+    return [frame for temperature in TEMPERATURES for frame in train_frames[temperature][:length]]
 
 
 def aimd_training_set(train_frames: dict, budget: int) -> list:
@@ -307,6 +328,15 @@ def test_errors(model, test_frames: list) -> tuple[float, float]:
     return rmse_mev(energy_errors), rmse_mev(np.concatenate(force_errors))
 
 
+def seconds_per_scf(workdir: pathlib.Path) -> tuple[float, float]:
+    """pw.x wall seconds per AIMD step (training trajectories) and per single-point label (DIRECT's)."""
+    md = [workdir / "aimd" / f"train_{temperature}K" / "pw.out" for temperature in TEMPERATURES]
+    single_points = sorted((workdir / "scf").glob("*/pw.out"))
+    per_step = sum(map(pw_wall_seconds, md)) / (len(md) * TRAIN_STEPS)
+    per_label = sum(map(pw_wall_seconds, single_points)) / max(1, len(single_points))
+    return per_step, per_label
+
+
 def rmse_mev(errors) -> float:
     """Root mean square of errors in eV, in meV."""
     return 1e3 * float(np.sqrt(np.mean(np.square(errors))))
@@ -322,27 +352,30 @@ def labels_to_reach(curve: list[tuple[int, float]], target: float) -> float | No
     return None
 
 
-def compare_with_aimd(strategy: str, curve: list, aimd: list) -> str:
-    """One line: how many labels `strategy` needs for AIMD's best force error, or what AIMD needs for its."""
-    best_labels, best_error = min(aimd, key=lambda point: point[1])
+def compare_with_aimd(strategy: str, curve: list, aimd: list, unit: str = "labels") -> str:
+    """One line: how many `unit` `strategy` needs for AIMD's best force error, or what AIMD needs for its.
+    Both curves are (cost in `unit`, force error) sorted by cost."""
+    best_cost, best_error = min(aimd, key=lambda point: point[1])
     if curve[0][1] <= best_error:
         return (
-            f"{strategy}: beats AIMD's best ({best_error:.1f} meV/A, {best_labels} labels) already with "
-            f"{curve[0][0]} labels: at least {best_labels / curve[0][0]:.1f}x fewer"
+            f"{strategy}: beats AIMD's best ({best_error:.1f} meV/A, {best_cost} {unit}) already with "
+            f"{curve[0][0]} {unit}: at least {best_cost / curve[0][0]:.1f}x fewer"
         )
     needed = labels_to_reach(curve, best_error)
     if needed is not None:
-        return f"{strategy}: reaches AIMD's best with {needed:.0f} labels, {best_labels / needed:.1f}x fewer"
-    labels, error = min(curve, key=lambda point: point[1])
+        return f"{strategy}: reaches AIMD's best with {needed:.0f} {unit}, {best_cost / needed:.1f}x fewer"
+    cost, error = min(curve, key=lambda point: point[1])
     if error >= aimd[0][1]:
         return (
-            f"{strategy}: its best, {error:.1f} meV/A with {labels} labels, is no better than AIMD at its "
-            f"smallest budget ({aimd[0][1]:.1f} meV/A with {aimd[0][0]} labels)"
+            f"{strategy}: its best, {error:.1f} meV/A with {cost} {unit}, is no better than AIMD at its "
+            f"cheapest ({aimd[0][1]:.1f} meV/A with {aimd[0][0]} {unit})"
         )
     aimd_needed = labels_to_reach(aimd, error)
+    if aimd_needed is None:
+        return f"{strategy}: does not reach AIMD's best; its best, {error:.1f} meV/A with {cost} {unit}"
     return (
-        f"{strategy}: does not reach AIMD's best; for its own best, {error:.1f} meV/A with {labels} labels, "
-        f"AIMD needs {aimd_needed:.0f} labels ({aimd_needed / labels:.1f}x)"
+        f"{strategy}: does not reach AIMD's best; for its own best, {error:.1f} meV/A with {cost} {unit}, "
+        f"AIMD needs {aimd_needed:.0f} {unit} ({aimd_needed / cost:.1f}x)"
     )
 
 
@@ -350,7 +383,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=pathlib.Path, default=pathlib.Path("data_efficiency_work"))
     parser.add_argument("--budgets", type=int, nargs="+", default=[25, 50, 100, 200])
-    parser.add_argument("--direct-budgets", type=int, nargs="+", default=[25, 50, 100])
+    parser.add_argument(
+        "--aimd-lengths", type=int, nargs="+", default=[5, 10, 20, 40], help="steps of the cheaper AIMD runs"
+    )
+    parser.add_argument("--direct-budgets", type=int, nargs="+", default=[10, 25, 50])
     parser.add_argument("--stage", choices=["aimd", "direct", "pipeline", "all"], default="all")
     parser.add_argument("--plot", type=pathlib.Path, help="PNG to write (default: in --workdir)")
     parser.add_argument("--collect-pipeline", type=pathlib.Path, help=argparse.SUPPRESS)
@@ -372,61 +408,73 @@ def main():
     direct_sets = {n: direct_training_set(workdir, n) for n in args.direct_budgets}
     pipeline = pipeline_run(workdir)
 
-    rows = []
-    for budget in args.budgets:
-        rows.append(
-            (
-                "AIMD",
-                budget,
-                *test_errors(
-                    fit(aimd_training_set(train_frames, budget), workdir / "fits" / f"aimd_{budget}"),
-                    test_frames,
-                ),
-            )
+    def scored(strategy, frames, scfs, name):
+        return (strategy, len(frames), scfs, *test_errors(fit(frames, workdir / "fits" / name), test_frames))
+
+    rows = [
+        scored("AIMD", aimd_training_set(train_frames, budget), aimd_steps, f"aimd_{budget}")
+        for budget in args.budgets
+    ]
+    rows += [
+        scored(
+            "AIMD, first L steps",
+            aimd_first_steps(train_frames, length),
+            len(TEMPERATURES) * (EQUILIBRATION + length),
+            f"aimd_first_{length}",
         )
-    for budget, frames in direct_sets.items():
-        rows.append(
-            (
-                "DIRECT one-shot",
-                len(frames),
-                *test_errors(fit(frames, workdir / "fits" / f"direct_{budget}"), test_frames),
-            )
-        )
-    pipeline_frames = read_labelled_frames(pipeline / "dataset.extxyz")
-    rows.append(
-        (
-            "pipeline",
-            len(pipeline_frames),
-            *test_errors(fit(pipeline_frames, workdir / "fits" / "pipeline"), test_frames),
-        )
-    )
+        for length in args.aimd_lengths
+    ]
+    rows += [
+        scored("DIRECT one-shot", frames, len(frames), f"direct_{n}") for n, frames in direct_sets.items()
+    ]
     outputs = json.loads((pipeline / "outputs.json").read_text())
+    rows.append(
+        scored("pipeline", read_labelled_frames(pipeline / "dataset.extxyz"), outputs["pw_runs"], "pipeline")
+    )
     own = ReferencePlusACECalculator(
         str(pipeline / "potential.yaml"), ReferencePotential.from_dict(outputs["reference"])
     )
-    own_errors = test_errors(own, test_frames)
-    report(rows, own_errors, outputs["pw_runs"], aimd_steps, args.plot or workdir / "data_efficiency.png")
-
-
-def report(rows, own_errors, pipeline_pw_runs, aimd_steps, plot_path):
-    """Print the table and the label ratios; draw force and energy RMSE against labels."""
-    print(f"\n{'strategy':<17} {'labels':>6} {'E RMSE meV/atom':>16} {'F RMSE meV/A':>13}")
-    for strategy, labels, energy, force in rows:
-        print(f"{strategy:<17} {labels:>6} {energy:>16.1f} {force:>13.1f}")
-    print(f"{'pipeline (own)':<17} {rows[-1][1]:>6} {own_errors[0]:>16.1f} {own_errors[1]:>13.1f}")
-    print(
-        f"pipeline: {rows[-1][1]} labels from {pipeline_pw_runs} pw.x runs (recovery restarts included); "
-        f"'own' is its final potential as shipped, the row above it refits its labels the common way. "
-        f"The AIMD training pool cost {aimd_steps} MD steps, each an SCF."
+    report(
+        rows,
+        test_errors(own, test_frames),
+        seconds_per_scf(workdir),
+        args.plot or workdir / "data_efficiency.png",
     )
-    curves = {}
-    for strategy, labels, _, force in rows:
-        curves.setdefault(strategy, []).append((labels, force))
-    aimd = sorted(curves["AIMD"])
+
+
+def report(rows, own_errors, scf_seconds, plot_path):
+    """Print the table and the label and SCF ratios; draw force and energy RMSE against labels and SCFs."""
+    print(f"\n{'strategy':<20} {'labels':>6} {'SCFs':>5} {'E RMSE meV/atom':>16} {'F RMSE meV/A':>13}")
+    for strategy, labels, scfs, energy, force in rows:
+        print(f"{strategy:<20} {labels:>6} {scfs:>5} {energy:>16.1f} {force:>13.1f}")
+    pipeline = rows[-1]
+    labels, scfs = pipeline[1:3]
+    print(f"{'pipeline (own)':<20} {labels:>6} {scfs:>5} {own_errors[0]:>16.1f} {own_errors[1]:>13.1f}")
+    print(
+        "SCFs: the DFT calculations a strategy ran, every MD step of the AIMD runs it drew from and every "
+        "pw.x run of the pipeline (recovery restarts included); 'own' is the pipeline's final potential as "
+        "shipped, the row above it refits its labels the common way."
+    )
+    per_step, per_label = scf_seconds
+    print(
+        f"pw.x wall time (2 ranks): {per_step:.2f} s per AIMD step, {per_label:.2f} s per single-point label "
+        f"({per_label / per_step:.1f} MD steps per label)"
+    )
+
+    def curve(strategy, column):
+        return sorted((row[column], row[4]) for row in rows if row[0] == strategy)
+
+    aimd = curve("AIMD", 1)
     best_labels, best_error = min(aimd, key=lambda point: point[1])
     print(f"\nAIMD's best force error: {best_error:.1f} meV/A with {best_labels} labels")
+    print("by labels in the training set:")
     for strategy in ("DIRECT one-shot", "pipeline"):
-        print(compare_with_aimd(strategy, sorted(curves[strategy]), aimd))
+        print("  " + compare_with_aimd(strategy, curve(strategy, 1), aimd))
+    # By DFT calculations: the cheaper AIMD runs, then the whole trajectories at their best subsampling.
+    aimd_scfs = [*curve("AIMD, first L steps", 2), min(curve("AIMD", 2), key=lambda point: point[1])]
+    print("by DFT calculations (SCFs) run:")
+    for strategy in ("DIRECT one-shot", "pipeline"):
+        print("  " + compare_with_aimd(strategy, curve(strategy, 2), sorted(aimd_scfs), "SCFs"))
 
     import matplotlib
 
@@ -434,27 +482,28 @@ def report(rows, own_errors, pipeline_pw_runs, aimd_steps, plot_path):
     import matplotlib.pyplot as plt
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for strategy, marker in (("AIMD", "o-"), ("DIRECT one-shot", "s-"), ("pipeline", "*")):
-        points = sorted((labels, energy, force) for s, labels, energy, force in rows if s == strategy)
-        labels, energies, forces = zip(*points, strict=True)
-        axes[0].plot(labels, forces, marker, label=strategy, markersize=12 if strategy == "pipeline" else 6)
-        axes[1].plot(labels, energies, marker, label=strategy, markersize=12 if strategy == "pipeline" else 6)
-    axes[0].plot(
-        rows[-1][1], own_errors[1], "x", color="green", markersize=10, label="pipeline, own potential"
-    )
-    axes[1].plot(rows[-1][1], own_errors[0], "x", color="green", markersize=10)
-    budgets = sorted({labels for _, labels, _, _ in rows})
-    for axis, quantity in zip(axes, ("force RMSE (meV/A)", "energy RMSE (meV/atom)"), strict=True):
+    figure, axes = plt.subplots(1, 3, figsize=(15, 4))
+    panels = ((1, 4, "force RMSE (meV/A)"), (1, 3, "energy RMSE (meV/atom)"), (2, 4, "force RMSE (meV/A)"))
+    styles = (("AIMD", "o-"), ("AIMD, first L steps", "d--"), ("DIRECT one-shot", "s-"), ("pipeline", "*"))
+    for axis, (x_column, y_column, quantity) in zip(axes, panels, strict=True):
+        for strategy, marker in styles:
+            points = sorted((row[x_column], row[y_column]) for row in rows if row[0] == strategy)
+            axis.plot(
+                *zip(*points, strict=True), marker, label=strategy, markersize=12 if marker == "*" else 6
+            )
+        own = own_errors[1] if y_column == 4 else own_errors[0]
+        axis.plot(pipeline[x_column], own, "x", color="green", markersize=10, label="pipeline, own potential")
+        ticks = sorted({row[x_column] for row in rows})
         axis.set_xscale("log")
-        axis.set_xticks(budgets, [str(b) for b in budgets])
+        axis.set_xticks(ticks, [str(tick) for tick in ticks], fontsize=7)
         axis.xaxis.set_minor_formatter(NullFormatter())
-        axis.set_xlabel("DFT labels in the training set")
+        axis.set_xlabel("DFT labels in the training set" if x_column == 1 else "DFT calculations (SCFs) run")
         axis.set_ylabel(quantity)
+        if y_column == 3:  # energies span two decades
+            axis.set_yscale("log")
+            axis.yaxis.set_major_formatter(ScalarFormatter())
         axis.grid(True, which="both", alpha=0.3)
-    axes[1].set_yscale("log")
-    axes[1].yaxis.set_major_formatter(ScalarFormatter())
-    axes[0].legend()
+    axes[2].legend(fontsize=8)
     figure.suptitle("Si test set (AIMD at 300/650/1000 K), same DFT setting and ACE fit for every strategy")
     figure.tight_layout()
     figure.savefig(plot_path, dpi=120)
