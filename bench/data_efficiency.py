@@ -493,7 +493,10 @@ def report(rows, own_errors, scf_seconds, plot_path):
             )
         own = own_errors[1] if y_column == 4 else own_errors[0]
         axis.plot(pipeline[x_column], own, "x", color="green", markersize=10, label="pipeline, own potential")
-        ticks = sorted({row[x_column] for row in rows})
+        ticks = []
+        for tick in sorted({row[x_column] for row in rows}):
+            if not ticks or tick >= 1.3 * ticks[-1]:  # labels that would overlap on the log axis are left out
+                ticks.append(tick)
         axis.set_xscale("log")
         axis.set_xticks(ticks, [str(tick) for tick in ticks], fontsize=7)
         axis.xaxis.set_minor_formatter(NullFormatter())
