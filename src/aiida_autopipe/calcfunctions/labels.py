@@ -25,8 +25,8 @@ def kpoint_meshes(distance: orm.Float, **structures: orm.StructureData) -> dict:
     """One k-point mesh per structure, at most `distance` (1/Angstrom) apart, by aiida-quantumespresso's own
     rule (``create_kpoints_from_distance``, no forced parity).
 
-    One calcfunction for a whole batch instead of one per pw.x run: each is a dozen database commits on the
-    path between two pw.x jobs, while the graph still records how every mesh followed from its structure.
+    One calcfunction for a whole batch instead of one per pw.x run: each costs about 20 database commits on
+    the path between two pw.x jobs, while the graph still records how every mesh followed from its structure.
     """
     no_parity = orm.Bool(False)
     return {
