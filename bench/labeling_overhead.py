@@ -2,18 +2,21 @@
 
 The profile, Computer and Code are registered exactly as `mlip-pipe setup` does (engines.profile,
 engines.codes: SQLite with the ZeroMQ broker, core.direct over core.local, pw.x with its thread environment),
-and each label is a LabelingWorkChain submitted to a one-worker daemon once its worker listens. Right after
-each label, the job's own script (_aiidasubmit.sh: same prepend_text, environment, command line) runs by hand
-on a fresh copy of its input folder, so both runs see nearly the same machine load.
+and labels go to a one-worker daemon once its worker listens. Raw pw.x is the job's own script
+(_aiidasubmit.sh: same prepend_text, environment, command line) run by hand on a fresh copy of its input
+folder.
+
+By default each label is a LabelingWorkChain of its own, followed right away by its raw run, so both see
+nearly the same machine load. Printed per label: both wall times, pw.x's own CPU time in both (the same work),
+the difference, and the CPU time the daemon spent on the label (with its shells): on a loaded machine every
+wait stretches, while that CPU time is what the label costs an idle one, except for the scheduler polls
+(engines.codes.JOB_POLL_INTERVAL), whose number grows with the job's wall time. A per-phase table (node
+creation times, job-folder file times) shows where each label's wall time went; the time outside the pw.x job
+is the overhead least disturbed by load changes between the two runs.
+
 With --batch, all structures go to one LabelingWorkChain, one pw.x run at a time (`max_concurrent: 1`), the
-way the pipeline labels a batch; its jobs are then rerun by hand one after the other, and the overhead per
-label is the batch's wall time minus the raw runs', divided by the number of labels. Printed per label: both
-wall times, pw.x's own CPU time in both (the same work), the difference, and the CPU time the daemon spent on
-the label (with its shells): on a loaded machine every wait stretches, while that CPU time is what the label
-costs an idle one, except for the scheduler polls (engines.codes.JOB_POLL_INTERVAL), whose number grows with
-the job's wall time.
-A per-phase table (node creation times, job-folder file times) shows where each label's wall time went;
-the time outside the pw.x job is the overhead least disturbed by load changes between the two runs.
+way the pipeline labels; its jobs are then rerun by hand one after the other. The overhead per label is the
+batch's wall time minus the raw runs', divided by the number of labels.
 
     uv run python bench/labeling_overhead.py [--structures 3] [--ecutwfc 30] [--kpoints-density 0.25]
         [--ranks 1] [--batch]
