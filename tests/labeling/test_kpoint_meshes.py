@@ -21,7 +21,7 @@ def test_one_calcfunction_gives_every_structure_its_mesh(aiida_profile):
     cells = {
         "si_primitive": bulk("Si", "diamond", a=5.43),
         "si_cubic": bulk("Si", "diamond", a=5.43, cubic=True),
-        "cu_strained": bulk("Cu", "fcc", a=3.6, orthorhombic=True) * (1, 1, 2),
+        "cu_doubled": bulk("Cu", "fcc", a=3.6, orthorhombic=True) * (1, 1, 2),
     }
     structures = {key: orm.StructureData(ase=atoms) for key, atoms in cells.items()}
     meshes = kpoint_meshes(orm.Float(0.3), **structures)
