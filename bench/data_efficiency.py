@@ -1,18 +1,29 @@
-"""Data efficiency: how many DFT labels this pipeline needs against learning from ab initio MD (silicon).
+"""Data efficiency: how many DFT labels this pipeline needs against learning from ab initio MD (Si; Al-Mg).
 
-Every label of every strategy, and of the test set, comes from pw.x with one cheap setting (the machine has 2
-cores; a converged setting would not fit): PseudoDojo 0.4 PBE Si (the offline family `mlip-pipe setup`
-installs), ecutwfc 24 / ecutrho 96 Ry (the family's hint is 36 Ry), Marzari-Vanderbilt smearing 0.02 Ry,
-k-point spacing 0.6 1/A (a 2x2x2 mesh on the 8-atom cubic cell), conv_thr 4e-10 Ry per atom.
+Every label of every strategy, and of the test set, comes from pw.x with one cheap setting per system (the
+machine has 2 cores; a converged setting would not fit):
 
-* Test set: fresh ab initio MD of the 8-atom cubic cell at 300, 650 and 1000 K (Berendsen thermostat, 1.94 fs
+* `--system si`: PseudoDojo 0.4 PBE Si (the offline family `mlip-pipe setup` installs), ecutwfc 24 / ecutrho
+  96 Ry (the family's hint is 36 Ry), Marzari-Vanderbilt smearing 0.02 Ry, k-point spacing 0.6 1/A (a 2x2x2
+  mesh on the 8-atom cubic cell), conv_thr 4e-10 Ry per atom; MD at 300, 650 and 1000 K.
+* `--system almg`: the alloy, fcc Al7Mg (Al-12.5 at.% Mg, inside the solid solution at these temperatures)
+  in a 32-atom cell, the pipeline's smallest SQS size. Debian's LDA norm-conserving Al.pz-vbc and
+  Mg.pz-n-vbc (the only low-cutoff Al and Mg pair here: the offline family's Mg needs 98 Ry) at ecutwfc 16 /
+  ecutrho 64 Ry, Marzari-Vanderbilt 0.04 Ry, k-point spacing 0.8 1/A, which is the Gamma point alone on the
+  32-atom cell: far from converged for a metal (the total energy moves 0.44 eV/atom to a 2x2x2 mesh), but one
+  well-defined potential energy surface that every strategy and the test set share, at 7 s per label
+  instead of 27 s. MD at 300, 500 and 700 K (the alloy melts near 900 K); the AIMD training trajectories
+  are 50 steps instead of Si's 80 (a label has 32 atoms, not 8), so AIMD budgets go up to 120 labels.
+
+* Test set: fresh ab initio MD of the system's cell at its three temperatures (Berendsen thermostat, 1.94 fs
   steps), every 4th frame after the first 10 steps, from trajectories that no strategy trains on.
 * Strategy 1, AIMD: a second set of ab initio MD trajectories at the same temperatures; a budget of N labels
   takes N/3 evenly spaced frames from each (the kindest way to subsample AIMD: frames as far apart as the
   trajectory allows). Every MD step is an SCF, so these fits all cost the whole trajectories; the cheaper
   AIMD runs are their first L steps after equilibration with every frame used ("AIMD, first L steps").
-* Strategy 2, this pipeline: `mlip-pipe` on examples/si/input.yaml with the `fast` protocol and the DFT
-  setting above, counting every pw.x label it made (first labels and every generation's).
+* Strategy 2, this pipeline: `mlip-pipe` with the `fast` protocol and the DFT setting above, counting every
+  pw.x label it made (first labels and every generation's). Si runs examples/si/input.yaml; the alloy the
+  same exploration and loop sizes on `composition: Al7Mg` with one 32-atom SQS.
 * Strategy 3, DIRECT one-shot: surrogate MD (the pipeline's offline surrogate, CHGNet) of the same cell at the
   same temperatures, N frames chosen by DIRECT on the pipeline's descriptors, labelled by pw.x, no loop.
 
@@ -26,8 +37,8 @@ starts from the previous step's wavefunctions, so it is the cheaper SCF); a PNG 
 
 Every pw.x run and fit is kept in --workdir, so a second run reuses them and goes straight to the table.
 
-    uv run python bench/data_efficiency.py [--workdir data_efficiency_work] [--budgets 25 50 100 200]
-        [--aimd-lengths 5 10 20 40] [--direct-budgets 10 25 50]
+    uv run python bench/data_efficiency.py [--system si] [--workdir data_efficiency_work]
+        [--budgets 25 50 100 200] [--aimd-lengths 5 10 20 40] [--direct-budgets 10 25 50]
 """
 
 import argparse
@@ -40,6 +51,8 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -62,35 +75,151 @@ os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
 os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-TEMPERATURES = (300, 650, 1000)
-ECUTWFC = 24.0
-KPOINTS_DENSITY = 0.6
-DEGAUSS = 0.02
 CONV_THR_PER_ATOM = 4e-10
-#: pw.x's MD time step in Rydberg atomic units (4.8378e-17 s): 1.94 fs, fine for Si's 16 THz optical modes.
+#: pw.x's MD time step in Rydberg atomic units (4.8378e-17 s): 1.94 fs, fine for Si's 16 THz optical modes
+#: and Al's 10 THz.
 MD_TIME_STEP = 40
-#: Trajectory lengths (steps) and the frames kept: train frames after EQUILIBRATION, test every TEST_STRIDE.
-TRAIN_STEPS = 80
+#: Test trajectory length (steps) and the frames kept: training frames after EQUILIBRATION (the training
+#: trajectories' length is the system's), test frames every TEST_STRIDE.
 TEST_STEPS = 50
 EQUILIBRATION = 10
 TEST_STRIDE = 4
 #: Surrogate MD pool for DIRECT: frames per temperature and MD steps (2 fs) between them.
 SURROGATE_FRAMES_PER_TEMPERATURE = 200
 SURROGATE_SAVE_EVERY = 5
-#: The common fit: the pipeline's cutoff heuristic, the smallest basis of the balanced protocol's search,
-#: the pipeline's E:F:S weights (stress is not fitted by the pyace evaluator).
-R_CUT = r_cut(["Si"])
+#: The common fit: the smallest basis of the balanced protocol's search, the pipeline's E:F:S weights
+#: (stress is not fitted by the pyace evaluator); the cutoff is the pipeline's heuristic for the elements.
 FIT_BASIS = (3, 2, 6)
 FIT_ITERATIONS = 150
 LOSS_WEIGHTS = {"energy": 1.0, "force": 100.0, "stress": 10.0}
-EXAMPLE_INPUT = pathlib.Path(__file__).resolve().parents[1] / "examples" / "si" / "input.yaml"
+EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
+#: The family the bench installs for a setting with its own UPF files (in the bench's own profile).
+BENCH_PSEUDO_FAMILY = "bench/pseudos"
+#: Debian's quantum-espresso-data pseudopotentials.
+DEBIAN_PSEUDO_DIR = pathlib.Path("/usr/share/espresso/pseudo")
 
 
-def pseudo_file() -> pathlib.Path:
+def offline_family_pseudos() -> dict[str, pathlib.Path]:
     """Si.upf of the offline family `mlip-pipe setup` provisions (provisioned here if missing)."""
     from aiida_autopipe.core.pseudopotentials import PSEUDODOJO_PBE_SR, provision_offline_family
 
-    return provision_offline_family(PSEUDODOJO_PBE_SR).upf_dir / "Si.upf"
+    return {"Si": provision_offline_family(PSEUDODOJO_PBE_SR).upf_dir / "Si.upf"}
+
+
+def debian_almg_pseudos() -> dict[str, pathlib.Path]:
+    """Debian's LDA norm-conserving Al and Mg (quantum-espresso-data)."""
+    pseudos = {"Al": DEBIAN_PSEUDO_DIR / "Al.pz-vbc.UPF", "Mg": DEBIAN_PSEUDO_DIR / "Mg.pz-n-vbc.UPF"}
+    missing = [str(path) for path in pseudos.values() if not path.exists()]
+    if missing:
+        raise SystemExit(f"missing {missing}: apt-get install quantum-espresso-data")
+    return pseudos
+
+
+def diamond_si_cell(seed: int):
+    """The 8-atom cubic diamond cell, each atom displaced by up to 0.1 A (a distinct start per trajectory)."""
+    atoms = bulk("Si", "diamond", a=5.43, cubic=True)
+    atoms.positions += np.random.default_rng(seed).uniform(-0.1, 0.1, size=atoms.positions.shape)
+    return atoms
+
+
+def random_almg_cell(seed: int):
+    """32-atom fcc Al7Mg (a = 4.05 A, Vegard's law between Al 4.05 and Mg's fcc 4.52 at 12.5 %: 4.11; the
+    LDA pseudopotentials bind tighter), 4 Mg on random sites, atoms displaced by up to 0.1 A."""
+    rng = np.random.default_rng(seed)
+    atoms = bulk("Al", "fcc", a=4.05, cubic=True).repeat(2)
+    symbols = atoms.get_chemical_symbols()
+    for index in rng.choice(len(atoms), len(atoms) // 8, replace=False):
+        symbols[index] = "Mg"
+    atoms.set_chemical_symbols(symbols)
+    atoms.positions += rng.uniform(-0.1, 0.1, size=atoms.positions.shape)
+    return atoms
+
+
+@dataclass(frozen=True)
+class BenchSystem:
+    """One system of the benchmark: its DFT setting, MD temperatures, test cell and pipeline input."""
+
+    name: str
+    elements: tuple[str, ...]
+    pseudopotentials: Callable[[], dict[str, pathlib.Path]]
+    ecutwfc: float
+    ecutrho: float
+    kpoints_density: float
+    degauss: float
+    temperatures: tuple[int, ...]
+    #: steps of each AIMD training trajectory
+    train_steps: int
+    starting_cell: Callable[[int], object]
+    #: the user input of the pipeline run, without its `dft_compute` section
+    pipeline_input: Callable[[], dict]
+
+    @property
+    def r_cut(self) -> float:
+        return r_cut(list(self.elements))
+
+    @property
+    def own_pseudopotentials(self) -> bool:
+        """Whether the pipeline needs this setting's UPF files installed (else it uses its default family)."""
+        return self.pseudopotentials is not offline_family_pseudos
+
+    def dft_compute(self) -> dict:
+        """The pipeline's `dft_compute` section for this setting."""
+        section = {
+            "ecutwfc": self.ecutwfc,
+            "ecutrho": self.ecutrho,
+            "kpoints_density": self.kpoints_density,
+            "degauss": self.degauss,
+            "conv_thr_per_atom": CONV_THR_PER_ATOM,
+        }
+        return {**section, "pseudo_family": BENCH_PSEUDO_FAMILY} if self.own_pseudopotentials else section
+
+
+def si_example_input() -> dict:
+    return yaml.safe_load((EXAMPLES / "si" / "input.yaml").read_text())
+
+
+def almg_input() -> dict:
+    """The Si example's exploration and loop sizes on the alloy: one 32-atom SQS (the test cell's size)."""
+    si = si_example_input()
+    return {
+        "system": {
+            "elements": ["Al", "Mg"],
+            "composition": "Al7Mg",
+            "generation": {"sqs_min_atoms": 32, "sqs_max_atoms": 32},
+        },
+        "simulation": {"temperature": [300, 700], "active_learning": si["simulation"]["active_learning"]},
+        "exploration": si["exploration"],
+    }
+
+
+SYSTEMS = {
+    "si": BenchSystem(
+        name="Si",
+        elements=("Si",),
+        pseudopotentials=offline_family_pseudos,
+        ecutwfc=24.0,
+        ecutrho=96.0,
+        kpoints_density=0.6,
+        degauss=0.02,
+        temperatures=(300, 650, 1000),
+        train_steps=80,
+        starting_cell=diamond_si_cell,
+        pipeline_input=si_example_input,
+    ),
+    "almg": BenchSystem(
+        name="Al7Mg",
+        elements=("Al", "Mg"),
+        pseudopotentials=debian_almg_pseudos,
+        ecutwfc=16.0,
+        ecutrho=64.0,
+        kpoints_density=0.8,
+        degauss=0.04,
+        temperatures=(300, 500, 700),
+        train_steps=50,
+        starting_cell=random_almg_cell,
+        pipeline_input=almg_input,
+    ),
+}
 
 
 def kpoint_mesh(atoms, density: float) -> tuple[int, int, int]:
@@ -100,28 +229,28 @@ def kpoint_mesh(atoms, density: float) -> tuple[int, int, int]:
     return tuple(max(1, math.ceil(round(np.linalg.norm(b) / density, 5))) for b in reciprocal)
 
 
-def starting_cell(seed: int):
-    """The 8-atom cubic diamond cell, each atom displaced by up to 0.1 A (a distinct start per trajectory)."""
-    atoms = bulk("Si", "diamond", a=5.43, cubic=True)
-    atoms.positions += np.random.default_rng(seed).uniform(-0.1, 0.1, size=atoms.positions.shape)
-    return atoms
-
-
-def run_pw(folder: pathlib.Path, atoms, control: dict, ions: dict | None = None) -> pathlib.Path:
-    """Run pw.x (2 ranks, 2 k-point pools) in `folder` unless a finished output is already there."""
+def run_pw(
+    system: BenchSystem, folder: pathlib.Path, atoms, control: dict, ions: dict | None = None
+) -> pathlib.Path:
+    """Run pw.x (2 ranks; 2 k-point pools where there are k-points to share) in `folder` unless a finished
+    output is already there."""
     output = folder / "pw.out"
     if output.exists() and "JOB DONE" in output.read_text():
         return output
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(pseudo_file(), folder / "Si.upf")
+    mesh = kpoint_mesh(atoms, system.kpoints_density)
+    pseudopotentials = {}
+    for element, path in system.pseudopotentials().items():
+        shutil.copy(path, folder / path.name)
+        pseudopotentials[element] = path.name
     input_data = {
         "control": {"pseudo_dir": ".", "outdir": "out", "tprnfor": True, **control},
         "system": {
-            "ecutwfc": ECUTWFC,
-            "ecutrho": 4 * ECUTWFC,
+            "ecutwfc": system.ecutwfc,
+            "ecutrho": system.ecutrho,
             "occupations": "smearing",
             "smearing": "mv",
-            "degauss": DEGAUSS,
+            "degauss": system.degauss,
         },
         "electrons": {"conv_thr": CONV_THR_PER_ATOM * len(atoms)},
     }
@@ -132,10 +261,11 @@ def run_pw(folder: pathlib.Path, atoms, control: dict, ions: dict | None = None)
         atoms,
         format="espresso-in",
         input_data=input_data,
-        pseudopotentials={"Si": "Si.upf"},
-        kpts=kpoint_mesh(atoms, KPOINTS_DENSITY),
+        pseudopotentials=pseudopotentials,
+        kpts=mesh,
     )
-    command = ["mpirun", "-np", "2", shutil.which("pw.x") or "pw.x", "-npool", "2", "-in", "pw.in"]
+    pools = ["-npool", "2"] if math.prod(mesh) > 1 else []
+    command = ["mpirun", "-np", "2", shutil.which("pw.x") or "pw.x", *pools, "-in", "pw.in"]
     with output.open("w") as handle:
         subprocess.run(command, cwd=folder, stdout=handle, stderr=subprocess.STDOUT, check=True)
     shutil.rmtree(folder / "out", ignore_errors=True)
@@ -160,13 +290,14 @@ def labelled(atoms):
     return frame
 
 
-def aimd(workdir: pathlib.Path, role: str, temperature: int) -> list:
+def aimd(system: BenchSystem, workdir: pathlib.Path, role: str, temperature: int) -> list:
     """Frames of one ab initio MD trajectory (its steps are the labels)."""
-    steps = TRAIN_STEPS if role == "train" else TEST_STEPS
-    seed = TEMPERATURES.index(temperature) + (0 if role == "train" else 100)
+    steps = system.train_steps if role == "train" else TEST_STEPS
+    seed = system.temperatures.index(temperature) + (0 if role == "train" else 100)
     output = run_pw(
+        system,
         workdir / "aimd" / f"{role}_{temperature}K",
-        starting_cell(seed),
+        system.starting_cell(seed),
         {"calculation": "md", "dt": MD_TIME_STEP, "nstep": steps},
         {"ion_temperature": "berendsen", "tempw": temperature, "nraise": 10},
     )
@@ -177,13 +308,13 @@ def aimd(workdir: pathlib.Path, role: str, temperature: int) -> list:
     return kept if role == "train" else kept[::TEST_STRIDE]
 
 
-def scf_label(workdir: pathlib.Path, name: str, atoms):
+def scf_label(system: BenchSystem, workdir: pathlib.Path, name: str, atoms):
     """One single-point label (the pipeline's kind of label) of a frame."""
-    output = run_pw(workdir / "scf" / name, atoms, {"calculation": "scf"})
+    output = run_pw(system, workdir / "scf" / name, atoms, {"calculation": "scf"})
     return labelled(read(output, format="espresso-out"))
 
 
-def surrogate_pool(workdir: pathlib.Path) -> list:
+def surrogate_pool(system: BenchSystem, workdir: pathlib.Path) -> list:
     """Frames of surrogate MD (the pipeline's offline surrogate) at the test temperatures, same cell."""
     path = workdir / "surrogate_pool.extxyz"
     if path.exists():
@@ -197,8 +328,8 @@ def surrogate_pool(workdir: pathlib.Path) -> list:
     print(f"surrogate: {choice.name} {choice.model} ({choice.reason})", flush=True)
     calculator = make_calculator(choice)
     pool = []
-    for index, temperature in enumerate(TEMPERATURES):
-        atoms = starting_cell(200 + index)
+    for index, temperature in enumerate(system.temperatures):
+        atoms = system.starting_cell(200 + index)
         atoms.calc = calculator
         rng = np.random.default_rng(index)
         MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
@@ -212,61 +343,87 @@ def surrogate_pool(workdir: pathlib.Path) -> list:
     return pool
 
 
-def direct_training_set(workdir: pathlib.Path, budget: int) -> list:
+def direct_training_set(system: BenchSystem, workdir: pathlib.Path, budget: int) -> list:
     """DIRECT one-shot: `budget` frames of the surrogate pool chosen on SOAP features, labelled by pw.x."""
     from aiida_autopipe.core.descriptors import compute_descriptors, flat_arrays
     from aiida_autopipe.core.direct import direct_select
 
-    pool = surrogate_pool(workdir)
-    features = compute_descriptors(*flat_arrays(pool), kind="soap", r_cut=R_CUT)
+    pool = surrogate_pool(system, workdir)
+    features = compute_descriptors(*flat_arrays(pool), kind="soap", r_cut=system.r_cut)
     chosen = direct_select(features, budget).indices
-    return [scf_label(workdir, f"pool_{index:04d}", pool[index]) for index in sorted(chosen)]
+    return [scf_label(system, workdir, f"pool_{index:04d}", pool[index]) for index in sorted(chosen)]
 
 
 def aimd_first_steps(train_frames: dict, length: int) -> list:
     """Every frame of the first `length` steps after equilibration at each temperature: the AIMD run that
     costs 3 (EQUILIBRATION + length) SCFs instead of the whole trajectories."""
-    return [frame for temperature in TEMPERATURES for frame in train_frames[temperature][:length]]
+    return [frame for frames in train_frames.values() for frame in frames[:length]]
 
 
 def aimd_training_set(train_frames: dict, budget: int) -> list:
     """budget / 3 evenly spaced frames of each temperature's training trajectory."""
     chosen = []
-    per_temperature = budget // len(TEMPERATURES)
-    for temperature in TEMPERATURES:
-        frames = train_frames[temperature]
+    per_temperature = budget // len(train_frames)
+    for temperature, frames in train_frames.items():
         if per_temperature > len(frames):
             raise SystemExit(f"budget {budget}: only {len(frames)} AIMD frames at {temperature} K")
         chosen += [frames[i] for i in np.linspace(0, len(frames) - 1, per_temperature).round().astype(int)]
     return chosen
 
 
-def pipeline_run(workdir: pathlib.Path) -> pathlib.Path:
+def pipeline_run(system: BenchSystem, workdir: pathlib.Path) -> pathlib.Path:
     """Run `mlip-pipe` (fast protocol, the bench's DFT setting) in its own profile; its outputs are kept."""
     folder = workdir / "pipeline"
     if (folder / "outputs.json").exists():
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    user_input = yaml.safe_load(EXAMPLE_INPUT.read_text())
-    user_input["dft_compute"] = {
-        **user_input.get("dft_compute", {}),
-        "ecutwfc": ECUTWFC,
-        "ecutrho": 4 * ECUTWFC,
-        "kpoints_density": KPOINTS_DENSITY,
-        "degauss": DEGAUSS,
-        "conv_thr_per_atom": CONV_THR_PER_ATOM,
-    }
+    user_input = system.pipeline_input()
+    user_input["dft_compute"] = {**user_input.get("dft_compute", {}), **system.dft_compute()}
     (folder / "input.yaml").write_text(yaml.safe_dump(user_input, sort_keys=False))
     environment = {**os.environ, "AIIDA_PATH": str(folder / "aiida")}
-    mlip_pipe = str(pathlib.Path(sys.executable).parent / "mlip-pipe")
-    for command in (
-        ["setup", "--profile", "bench"],
-        ["run", "input.yaml", "--protocol", "fast", "--profile", "bench"],
-    ):
+    bin_dir = pathlib.Path(sys.executable).parent
+    commands = [[bin_dir / "mlip-pipe", "setup", "--profile", "bench"]]
+    if system.own_pseudopotentials:
+        # UPF files without cutoff hints: installed with the bench's cutoffs, the way `mlip-pipe` tells a user
+        pseudo_dir = folder / "pseudos"
+        pseudo_dir.mkdir(exist_ok=True)
+        for path in system.pseudopotentials().values():
+            shutil.copy(path, pseudo_dir / path.name)
+        cutoffs = {
+            element: {"cutoff_wfc": system.ecutwfc, "cutoff_rho": system.ecutrho}
+            for element in system.elements
+        }
+        (folder / "cutoffs.json").write_text(json.dumps(cutoffs))
+        aiida_pseudo = [bin_dir / "aiida-pseudo", "--profile", "bench"]
+        commands += [
+            [
+                *aiida_pseudo,
+                "install",
+                "family",
+                pseudo_dir,
+                BENCH_PSEUDO_FAMILY,
+                "-F",
+                "pseudo.family.cutoffs",
+                "-P",
+                "pseudo.upf",
+            ],
+            [
+                *aiida_pseudo,
+                "family",
+                "cutoffs",
+                "set",
+                BENCH_PSEUDO_FAMILY,
+                folder / "cutoffs.json",
+                "-s",
+                "normal",
+                "-u",
+                "Ry",
+            ],
+        ]
+    commands.append([bin_dir / "mlip-pipe", "run", "input.yaml", "--protocol", "fast", "--profile", "bench"])
+    for command in commands:
         with (folder / "mlip-pipe.log").open("a") as log:
-            subprocess.run(
-                [mlip_pipe, *command], cwd=folder, env=environment, stdout=log, stderr=log, check=True
-            )
+            subprocess.run(command, cwd=folder, env=environment, stdout=log, stderr=log, check=True)
     subprocess.run([sys.executable, __file__, "--collect-pipeline", str(folder)], env=environment, check=True)
     return folder
 
@@ -296,14 +453,18 @@ def collect_pipeline(folder: pathlib.Path) -> None:
     (folder / "outputs.json").write_text(json.dumps(outputs, indent=1))
 
 
-def fit(frames: list, folder: pathlib.Path) -> ReferencePlusACECalculator:
+def fit(system: BenchSystem, frames: list, folder: pathlib.Path) -> ReferencePlusACECalculator:
     """The common fit: automatic LJ + ZBL reference, then ACE on the residual (the pipeline's recipe)."""
-    reference = fit_reference(frames, r_cut=R_CUT)
+    reference = fit_reference(frames, r_cut=system.r_cut)
     if not (folder / "output_potential.yaml").exists():
         folder.mkdir(parents=True, exist_ok=True)
         write_pacemaker_dataframe(pacemaker_dataframe(frames, reference), folder / "dataset.pckl.gzip")
         config = pacemaker_input(
-            ["Si"], R_CUT, *FIT_BASIS, max_iterations=FIT_ITERATIONS, loss_weights=LOSS_WEIGHTS
+            list(system.elements),
+            system.r_cut,
+            *FIT_BASIS,
+            max_iterations=FIT_ITERATIONS,
+            loss_weights=LOSS_WEIGHTS,
         )
         (folder / "input.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         pacemaker = pathlib.Path(sys.executable).parent / "pacemaker"
@@ -328,11 +489,11 @@ def test_errors(model, test_frames: list) -> tuple[float, float]:
     return rmse_mev(energy_errors), rmse_mev(np.concatenate(force_errors))
 
 
-def seconds_per_scf(workdir: pathlib.Path) -> tuple[float, float]:
+def seconds_per_scf(system: BenchSystem, workdir: pathlib.Path) -> tuple[float, float]:
     """pw.x wall seconds per AIMD step (training trajectories) and per single-point label (DIRECT's)."""
-    md = [workdir / "aimd" / f"train_{temperature}K" / "pw.out" for temperature in TEMPERATURES]
+    md = [workdir / "aimd" / f"train_{temperature}K" / "pw.out" for temperature in system.temperatures]
     single_points = sorted((workdir / "scf").glob("*/pw.out"))
-    per_step = sum(map(pw_wall_seconds, md)) / (len(md) * TRAIN_STEPS)
+    per_step = sum(map(pw_wall_seconds, md)) / (len(md) * system.train_steps)
     per_label = sum(map(pw_wall_seconds, single_points)) / max(1, len(single_points))
     return per_step, per_label
 
@@ -381,7 +542,8 @@ def compare_with_aimd(strategy: str, curve: list, aimd: list, unit: str = "label
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", type=pathlib.Path, default=pathlib.Path("data_efficiency_work"))
+    parser.add_argument("--system", choices=sorted(SYSTEMS), default="si")
+    parser.add_argument("--workdir", type=pathlib.Path, help="default: data_efficiency_work/<system>")
     parser.add_argument("--budgets", type=int, nargs="+", default=[25, 50, 100, 200])
     parser.add_argument(
         "--aimd-lengths", type=int, nargs="+", default=[5, 10, 20, 40], help="steps of the cheaper AIMD runs"
@@ -393,23 +555,26 @@ def main():
     args = parser.parse_args()
     if args.collect_pipeline:
         return collect_pipeline(args.collect_pipeline)
-    workdir = args.workdir.resolve()
+    system = SYSTEMS[args.system]
+    workdir = (args.workdir or pathlib.Path("data_efficiency_work") / args.system).resolve()
 
     if args.stage == "pipeline":
-        return pipeline_run(workdir)
+        return pipeline_run(system, workdir)
     if args.stage == "direct":
-        return [direct_training_set(workdir, n) for n in args.direct_budgets]
-    test_frames = [frame for t in TEMPERATURES for frame in aimd(workdir, "test", t)]
-    train_frames = {t: aimd(workdir, "train", t) for t in TEMPERATURES}
-    aimd_steps = len(TEMPERATURES) * TRAIN_STEPS
+        return [direct_training_set(system, workdir, n) for n in args.direct_budgets]
+    temperatures = system.temperatures
+    test_frames = [frame for t in temperatures for frame in aimd(system, workdir, "test", t)]
+    train_frames = {t: aimd(system, workdir, "train", t) for t in temperatures}
+    aimd_steps = len(temperatures) * system.train_steps
     print(f"test set: {len(test_frames)} AIMD frames; AIMD training pool: {aimd_steps} MD steps", flush=True)
     if args.stage == "aimd":
         return None
-    direct_sets = {n: direct_training_set(workdir, n) for n in args.direct_budgets}
-    pipeline = pipeline_run(workdir)
+    direct_sets = {n: direct_training_set(system, workdir, n) for n in args.direct_budgets}
+    pipeline = pipeline_run(system, workdir)
 
     def scored(strategy, frames, scfs, name):
-        return (strategy, len(frames), scfs, *test_errors(fit(frames, workdir / "fits" / name), test_frames))
+        model = fit(system, frames, workdir / "fits" / name)
+        return (strategy, len(frames), scfs, *test_errors(model, test_frames))
 
     rows = [
         scored("AIMD", aimd_training_set(train_frames, budget), aimd_steps, f"aimd_{budget}")
@@ -419,7 +584,7 @@ def main():
         scored(
             "AIMD, first L steps",
             aimd_first_steps(train_frames, length),
-            len(TEMPERATURES) * (EQUILIBRATION + length),
+            len(temperatures) * (EQUILIBRATION + length),
             f"aimd_first_{length}",
         )
         for length in args.aimd_lengths
@@ -435,14 +600,15 @@ def main():
         str(pipeline / "potential.yaml"), ReferencePotential.from_dict(outputs["reference"])
     )
     report(
+        system,
         rows,
         test_errors(own, test_frames),
-        seconds_per_scf(workdir),
+        seconds_per_scf(system, workdir),
         args.plot or workdir / "data_efficiency.png",
     )
 
 
-def report(rows, own_errors, scf_seconds, plot_path):
+def report(system: BenchSystem, rows, own_errors, scf_seconds, plot_path):
     """Print the table and the label and SCF ratios; draw force and energy RMSE against labels and SCFs."""
     print(f"\n{'strategy':<20} {'labels':>6} {'SCFs':>5} {'E RMSE meV/atom':>16} {'F RMSE meV/A':>13}")
     for strategy, labels, scfs, energy, force in rows:
@@ -507,7 +673,10 @@ def report(rows, own_errors, scf_seconds, plot_path):
             axis.yaxis.set_major_formatter(ScalarFormatter())
         axis.grid(True, which="both", alpha=0.3)
     axes[2].legend(fontsize=8)
-    figure.suptitle("Si test set (AIMD at 300/650/1000 K), same DFT setting and ACE fit for every strategy")
+    kelvin = "/".join(map(str, system.temperatures))
+    figure.suptitle(
+        f"{system.name} test set (AIMD at {kelvin} K), same DFT setting and ACE fit for every strategy"
+    )
     figure.tight_layout()
     figure.savefig(plot_path, dpi=120)
     print(f"\nplot: {plot_path}")
