@@ -14,7 +14,14 @@ from aiida_autopipe.core.baseline import (
     fit_reference,
     subtract_reference,
 )
-from aiida_autopipe.core.hyperparameters import basis_functions, fold_indices, knee, pareto_front, search_grid
+from aiida_autopipe.core.hyperparameters import (
+    basis_functions,
+    fold_indices,
+    knee,
+    pareto_front,
+    search_grid,
+    underdetermined_elements,
+)
 from aiida_autopipe.core.pacemaker_input import (
     kappa_from_loss_weights,
     pacemaker_dataframe,
@@ -146,6 +153,15 @@ def test_pareto_front_and_knee():
     front = pareto_front(points)
     assert [p["name"] for p in front] == ["cheap", "knee", "accurate"]
     assert knee(front)["name"] == "knee"
+
+
+def test_underdetermined_elements_have_fewer_environments_than_functions_each():
+    # pacemaker counts 142 functions for basis (3, 2, 4) on Al and Mg: 71 per element; 10 labels of a 32-atom
+    # Al7Mg cell hold 33 Mg environments (the failure that made this check)
+    environments = {"Al": 287, "Mg": 33}
+    assert underdetermined_elements(142, environments) == {"Mg": 33}
+    assert underdetermined_elements(67, environments) == {"Mg": 33}  # 33.5 functions per element round up
+    assert underdetermined_elements(66, environments) == {}
 
 
 def test_verlet_pair_list_matches_a_fresh_neighbour_list(reference):

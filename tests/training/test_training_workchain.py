@@ -27,6 +27,37 @@ def called(node, label):
     return next(child for child in node.called if child.base.links.get_incoming().first().link_label == label)
 
 
+def test_search_leaves_out_bases_the_dataset_cannot_determine(aiida_profile):
+    """The more accurate basis would be the knee of two points, but 33 Mg environments cannot determine its 71
+    functions per element, so the smaller one is chosen."""
+    from aiida import orm
+
+    from aiida_autopipe.workflows.training import select_basis
+
+    grid = [{"body_order": 3, "polynomial_degree": degree, "radial_basis_size": 4} for degree in (1, 2)]
+
+    def fold(n_functions, forces_rmse, cost):
+        return orm.Dict(
+            {
+                "test": {"energy_rmse": 0.01, "forces_rmse": forces_rmse},
+                "evaluation_cost_us_per_atom_step": cost,
+                "n_functions": n_functions,
+            }
+        )
+
+    results = select_basis(
+        orm.List(grid),
+        orm.Dict({}),
+        orm.Dict({"Al": 287, "Mg": 33}),
+        point_0_fold_0=fold(40, 0.2, 1.0),
+        point_1_fold_0=fold(142, 0.1, 2.0),
+    )
+    front = results["pareto_front"].get_dict()
+    assert [point["polynomial_degree"] for point in front["points"]] == [1]
+    assert front["excluded"] == [{**grid[1], "n_functions": 142, "too_few_environments": {"Mg": 33}}]
+    assert results["hyperparameters"].get_dict()["polynomial_degree"] == 1
+
+
 @pytest.fixture(scope="module")
 def first_generation(pacemaker_codes, si_frames):
     """Search (2 bases x 2 folds) and fit on the 2-atom cells, then fine-tune on new 8-atom labels."""

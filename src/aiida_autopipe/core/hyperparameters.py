@@ -11,6 +11,7 @@ Mapping of the three knobs to pacemaker's ``functions`` section (one ``ALL`` blo
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 
@@ -37,6 +38,18 @@ def search_grid(mlip_training: dict, candidates: dict) -> list[dict]:
         {"body_order": b, "polynomial_degree": d, "radial_basis_size": r}
         for b, d, r in itertools.product(*axes)
     ]
+
+
+def underdetermined_elements(n_functions: int, environments: dict[str, int]) -> dict[str, int]:
+    """Elements with fewer atomic environments in the dataset than basis functions each, with their counts.
+
+    The basis has one ``ALL`` block, so every element carries n_functions / n_elements functions. The active
+    set of an element (MaxVol over its atoms' basis projections, from which extrapolation grades come) needs
+    at least that many environments of it; with fewer, pace_activeset stops with "under-determined". This is
+    what a dilute alloy's minority element meets first (4 Mg in a 32-atom cell, 10 labels: 40 environments).
+    """
+    per_element = math.ceil(n_functions / len(environments))
+    return {element: count for element, count in environments.items() if count < per_element}
 
 
 def fold_indices(n_frames: int, n_folds: int, seed: int = 0) -> list[list[int]]:

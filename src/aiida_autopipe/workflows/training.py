@@ -14,7 +14,9 @@ The CV error of a basis is the loss the fit minimises, evaluated on held-out fol
 from __future__ import annotations
 
 import io
+import math
 import pathlib
+from collections import Counter
 
 import numpy as np
 from aiida import orm
@@ -23,7 +25,13 @@ from aiida_quantumespresso.workflows.protocols.utils import ProtocolMixin
 
 from aiida_autopipe.calculations.pacemaker import PacemakerCalculation, labelled_frames
 from aiida_autopipe.core.baseline import ReferencePotential, fit_reference
-from aiida_autopipe.core.hyperparameters import fold_indices, knee, pareto_front, search_grid
+from aiida_autopipe.core.hyperparameters import (
+    fold_indices,
+    knee,
+    pareto_front,
+    search_grid,
+    underdetermined_elements,
+)
 from aiida_autopipe.core.pacemaker_input import write_labelled_frames
 
 MLIP_TRAINING_DEFAULTS = {
@@ -135,11 +143,14 @@ def split_folds(dataset: orm.SinglefileData, n_folds: orm.Int, seed: orm.Int) ->
 
 
 @calcfunction
-def select_basis(grid: orm.List, loss_weights: orm.Dict, **fold_results: orm.Dict) -> dict:
+def select_basis(
+    grid: orm.List, loss_weights: orm.Dict, environments: orm.Dict, **fold_results: orm.Dict
+) -> dict:
     """Pareto front of CV error against measured cost over the grid, and its knee (the chosen basis).
 
     ``fold_results`` are the fits' ``output_parameters``, labelled ``point_<g>_fold_<k>``; a grid point with a
-    failed fold is left out.
+    failed fold is left out, and so is one with more functions per element than some element has atomic
+    environments in the dataset (``environments``): its active set could not be built.
     """
     weights = {"energy": 1.0, "force": 100.0, "stress": 10.0, **loss_weights.get_dict()}
     per_point: dict[int, list[dict]] = {}
@@ -147,10 +158,15 @@ def select_basis(grid: orm.List, loss_weights: orm.Dict, **fold_results: orm.Dic
         point = int(label.split("_")[1])
         per_point.setdefault(point, []).append(node.get_dict())
     n_folds = max(len(results) for results in per_point.values())
-    points = []
+    points, excluded = [], []
     for index, hyper in enumerate(grid.get_list()):
         results = per_point.get(index, [])
         if len(results) < n_folds:
+            continue
+        n_functions = results[0].get("n_functions")
+        short = underdetermined_elements(n_functions, environments.get_dict()) if n_functions else {}
+        if short:
+            excluded.append({**hyper, "n_functions": n_functions, "too_few_environments": short})
             continue
         losses = [
             weights["energy"] * r["test"]["energy_rmse"] ** 2
@@ -174,6 +190,7 @@ def select_basis(grid: orm.List, loss_weights: orm.Dict, **fold_results: orm.Dic
         "pareto_front": orm.Dict(
             {
                 "points": points,
+                "excluded": excluded,
                 "front": front,
                 "knee": chosen,
                 "error": "weighted CV loss",
@@ -270,6 +287,13 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
             404,
             "ERROR_TOO_FEW_FRAMES",
             message="{n_frames} frames cannot make {n_folds} cross-validation folds.",
+        )
+        spec.exit_code(
+            405,
+            "ERROR_TOO_FEW_ENVIRONMENTS",
+            message="Atomic environments in the dataset ({counts}) are fewer than the {needed} functions per "
+            "element of the smallest basis searched, so no active set can be built: label more structures "
+            "with these elements (a larger exploration.initial_label_budget or larger cells).",
         )
 
     @classmethod
@@ -379,9 +403,32 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
                     )
         if not fold_results:
             return self.exit_codes.ERROR_SEARCH_FAILED
-        selection = select_basis(
-            orm.List(self.ctx.grid), orm.Dict(self.ctx.config["loss_weights"]), **fold_results
+        environments = Counter(
+            symbol
+            for frame in labelled_frames(self.inputs.dataset)
+            for symbol in frame.get_chemical_symbols()
         )
+        smallest = min((node.get("n_functions") or 0 for node in fold_results.values()), default=0)
+        short = underdetermined_elements(smallest, environments) if smallest else {}
+        if short:
+            return self.exit_codes.ERROR_TOO_FEW_ENVIRONMENTS.format(
+                counts=", ".join(f"{element} {count}" for element, count in sorted(short.items())),
+                needed=math.ceil(smallest / len(environments)),
+            )
+        selection = select_basis(
+            orm.List(self.ctx.grid),
+            orm.Dict(self.ctx.config["loss_weights"]),
+            orm.Dict(dict(environments)),
+            **fold_results,
+        )
+        for point in selection["pareto_front"]["excluded"]:
+            basis = {knob: point[knob] for knob in KNOBS}
+            short = ", ".join(
+                f"{element} {count}" for element, count in point["too_few_environments"].items()
+            )
+            self.report(
+                f"basis {basis} left out: {point['n_functions']} functions, too few environments ({short})"
+            )
         self.ctx.pareto_front = selection["pareto_front"]
         self.ctx.hyperparameters = selection["hyperparameters"]
         self.report(f"chosen basis (knee of the Pareto front): {self.ctx.hyperparameters.get_dict()}")
