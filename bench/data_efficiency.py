@@ -13,7 +13,11 @@ machine has 2 cores; a converged setting would not fit):
   32-atom cell: far from converged for a metal (the total energy moves 0.44 eV/atom to a 2x2x2 mesh), but one
   well-defined potential energy surface that every strategy and the test set share, at 7 s per label
   instead of 27 s. MD at 300, 500 and 700 K (the alloy melts near 900 K); the AIMD training trajectories
-  are 50 steps instead of Si's 80 (a label has 32 atoms, not 8), so AIMD budgets go up to 120 labels.
+  are 50 steps instead of Si's 80 (a label has 32 atoms, not 8), so AIMD budgets go up to 120 labels. The
+  common fit is smaller too: basis (3, 1, 4), 56 functions, the one the pipeline's own search chose, and 20
+  BFGS iterations, the fast protocol's number (Si: (3, 2, 6) and 150). pyace's fit takes its gradient by
+  finite differences (one loss evaluation per parameter and iteration: 120 here), and with 32-atom frames and
+  a 6.6 A cutoff (about 80 neighbours per atom) 150 iterations would take hours per fit on 2 cores.
 
 * Test set: fresh ab initio MD of the system's cell at its three temperatures (Berendsen thermostat, 1.94 fs
   steps), every 4th frame after the first 10 steps, from trajectories that no strategy trains on.
@@ -87,10 +91,8 @@ TEST_STRIDE = 4
 #: Surrogate MD pool for DIRECT: frames per temperature and MD steps (2 fs) between them.
 SURROGATE_FRAMES_PER_TEMPERATURE = 200
 SURROGATE_SAVE_EVERY = 5
-#: The common fit: the smallest basis of the balanced protocol's search, the pipeline's E:F:S weights
-#: (stress is not fitted by the pyace evaluator); the cutoff is the pipeline's heuristic for the elements.
-FIT_BASIS = (3, 2, 6)
-FIT_ITERATIONS = 150
+#: The common fit: the pipeline's E:F:S weights (stress is not fitted by the pyace evaluator), the
+#: pipeline's cutoff heuristic for the elements, and the system's basis and number of BFGS iterations.
 LOSS_WEIGHTS = {"energy": 1.0, "force": 100.0, "stress": 10.0}
 EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
 #: The family the bench installs for a setting with its own UPF files (in the bench's own profile).
@@ -149,6 +151,9 @@ class BenchSystem:
     temperatures: tuple[int, ...]
     #: steps of each AIMD training trajectory
     train_steps: int
+    #: the common fit's ACE basis (body order, polynomial degree, radial basis size) and BFGS iterations
+    fit_basis: tuple[int, int, int]
+    fit_iterations: int
     starting_cell: Callable[[int], object]
     #: the user input of the pipeline run, without its `dft_compute` section
     pipeline_input: Callable[[], dict]
@@ -203,6 +208,8 @@ SYSTEMS = {
         degauss=0.02,
         temperatures=(300, 650, 1000),
         train_steps=80,
+        fit_basis=(3, 2, 6),  # the smallest basis of the balanced protocol's search
+        fit_iterations=150,
         starting_cell=diamond_si_cell,
         pipeline_input=si_example_input,
     ),
@@ -216,6 +223,8 @@ SYSTEMS = {
         degauss=0.04,
         temperatures=(300, 500, 700),
         train_steps=50,
+        fit_basis=(3, 1, 4),  # what the pipeline's own search chose for this alloy
+        fit_iterations=20,  # the fast protocol's: see the module docstring
         starting_cell=random_almg_cell,
         pipeline_input=almg_input,
     ),
@@ -443,11 +452,12 @@ def collect_pipeline(folder: pathlib.Path) -> None:
         raise SystemExit(f"ActiveLearningWorkChain<{node.pk}> did not finish ok: {node.exit_status}")
     for link, filename in (("dataset", "dataset.extxyz"), ("potential_yaml", "potential.yaml")):
         (folder / filename).write_bytes(node.outputs[link].get_content(mode="rb"))
-    # the profile is the bench's own: every PwCalculation in it belongs to this run
-    pw_runs = (
-        orm.QueryBuilder()
-        .append(orm.CalcJobNode, filters={"process_type": "aiida.calculations:quantumespresso.pw"})
-        .count()
+    # every pw.x calculation of this run, recovery restarts included (one restored from AiiDA's cache stands
+    # for a pw.x run that a fresh run would make)
+    pw_runs = sum(
+        1
+        for called in node.called_descendants
+        if called.process_type == "aiida.calculations:quantumespresso.pw"
     )
     outputs = {"pk": node.pk, "pw_runs": pw_runs, "reference": node.outputs.reference.get_dict()}
     (folder / "outputs.json").write_text(json.dumps(outputs, indent=1))
@@ -462,8 +472,8 @@ def fit(system: BenchSystem, frames: list, folder: pathlib.Path) -> ReferencePlu
         config = pacemaker_input(
             list(system.elements),
             system.r_cut,
-            *FIT_BASIS,
-            max_iterations=FIT_ITERATIONS,
+            *system.fit_basis,
+            max_iterations=system.fit_iterations,
             loss_weights=LOSS_WEIGHTS,
         )
         (folder / "input.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
