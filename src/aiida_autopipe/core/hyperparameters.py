@@ -40,15 +40,20 @@ def search_grid(mlip_training: dict, candidates: dict) -> list[dict]:
     ]
 
 
+def functions_per_element(n_functions: int, n_elements: int) -> int:
+    """Basis functions centred on each element: the basis has one ``ALL`` block, so all carry the same."""
+    return math.ceil(n_functions / n_elements)
+
+
 def underdetermined_elements(n_functions: int, environments: dict[str, int]) -> dict[str, int]:
     """Elements with fewer atomic environments in the dataset than basis functions each, with their counts.
 
-    The basis has one ``ALL`` block, so every element carries n_functions / n_elements functions. The active
-    set of an element (MaxVol over its atoms' basis projections, from which extrapolation grades come) needs
-    at least that many environments of it; with fewer, pace_activeset stops with "under-determined". This is
-    what a dilute alloy's minority element meets first (4 Mg in a 32-atom cell, 10 labels: 40 environments).
+    The active set of an element (MaxVol over its atoms' basis projections, from which extrapolation grades
+    come) needs at least as many environments of it as the element has functions; with fewer, pace_activeset
+    stops with "under-determined". A dilute alloy's minority element meets this first (10 labels of 32-atom
+    Al7Mg cells: 33 Mg environments).
     """
-    per_element = math.ceil(n_functions / len(environments))
+    per_element = functions_per_element(n_functions, len(environments))
     return {element: count for element, count in environments.items() if count < per_element}
 
 

@@ -14,7 +14,6 @@ The CV error of a basis is the loss the fit minimises, evaluated on held-out fol
 from __future__ import annotations
 
 import io
-import math
 import pathlib
 from collections import Counter
 
@@ -27,6 +26,7 @@ from aiida_autopipe.calculations.pacemaker import PacemakerCalculation, labelled
 from aiida_autopipe.core.baseline import ReferencePotential, fit_reference
 from aiida_autopipe.core.hyperparameters import (
     fold_indices,
+    functions_per_element,
     knee,
     pareto_front,
     search_grid,
@@ -140,6 +140,11 @@ def split_folds(dataset: orm.SinglefileData, n_folds: orm.Int, seed: orm.Int) ->
         )
         outputs[f"test_{index}"] = _dataset_node([frames[i] for i in fold], f"test_{index}.extxyz")
     return outputs
+
+
+def element_counts(counts: dict[str, int]) -> str:
+    """'Mg 33, Ni 12': counts of atoms by element, for reports and exit messages."""
+    return ", ".join(f"{element} {count}" for element, count in sorted(counts.items()))
 
 
 @calcfunction
@@ -367,7 +372,12 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
     def run_search(self):
         if "timing_code" not in self.inputs.pacemaker:
             return self.exit_codes.ERROR_TIMING_CODE_REQUIRED
-        n_frames = len(labelled_frames(self.inputs.dataset))
+        frames = labelled_frames(self.inputs.dataset)
+        n_frames = len(frames)
+        # what every element's active set will be built from: all atoms of the whole dataset
+        self.ctx.environments = dict(
+            Counter(symbol for frame in frames for symbol in frame.get_chemical_symbols())
+        )
         if n_frames < self.ctx.search["n_folds"]:
             return self.exit_codes.ERROR_TOO_FEW_FRAMES.format(
                 n_frames=n_frames, n_folds=self.ctx.search["n_folds"]
@@ -403,31 +413,24 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
                     )
         if not fold_results:
             return self.exit_codes.ERROR_SEARCH_FAILED
-        environments = Counter(
-            symbol
-            for frame in labelled_frames(self.inputs.dataset)
-            for symbol in frame.get_chemical_symbols()
-        )
+        environments = self.ctx.environments
         smallest = min((node.get("n_functions") or 0 for node in fold_results.values()), default=0)
         short = underdetermined_elements(smallest, environments) if smallest else {}
         if short:
             return self.exit_codes.ERROR_TOO_FEW_ENVIRONMENTS.format(
-                counts=", ".join(f"{element} {count}" for element, count in sorted(short.items())),
-                needed=math.ceil(smallest / len(environments)),
+                counts=element_counts(short), needed=functions_per_element(smallest, len(environments))
             )
         selection = select_basis(
             orm.List(self.ctx.grid),
             orm.Dict(self.ctx.config["loss_weights"]),
-            orm.Dict(dict(environments)),
+            orm.Dict(environments),
             **fold_results,
         )
         for point in selection["pareto_front"]["excluded"]:
             basis = {knob: point[knob] for knob in KNOBS}
-            short = ", ".join(
-                f"{element} {count}" for element, count in point["too_few_environments"].items()
-            )
             self.report(
-                f"basis {basis} left out: {point['n_functions']} functions, too few environments ({short})"
+                f"basis {basis} left out: {point['n_functions']} functions, too few environments "
+                f"({element_counts(point['too_few_environments'])})"
             )
         self.ctx.pareto_front = selection["pareto_front"]
         self.ctx.hyperparameters = selection["hyperparameters"]
