@@ -14,6 +14,7 @@ from aiida.engine import ToContext, WorkChain, if_, while_
 from aiida_autopipe.calcfunctions.config import expand_user_config
 from aiida_autopipe.calcfunctions.dataset import describe, extend_dataset
 from aiida_autopipe.calcfunctions.metrics import record_metrics
+from aiida_autopipe.calcfunctions.structures import GENERATION_ATTRIBUTE
 from aiida_autopipe.core.config.resources import scheduler_options, surrogate_device
 from aiida_autopipe.engines.codes import LOCALHOST
 from aiida_autopipe.reporting.registry import prior_dataset, register_dataset, structures_to_label
@@ -47,25 +48,57 @@ def cheaper_to_label_whole_frames(clusters: dict, halting: dict) -> bool:
     )
 
 
-#: Rank of a generation method as a seed: the crystal as given first, its variants (rattles, strains, SQS,
-#: random search, normal modes) next, then quenched glasses, then liquid snapshots, the farthest from a solid.
-SEED_RANK = {"input": 0, "melt_quench": 2, "melt": 3}
+#: Rank of a generation method as a seed, nearest to the simulated solid first: the crystal as given or the
+#: alloy's SQS at the nominal composition (0); its variants at that composition: strains, rattles, random
+#: search, normal modes (1, the default); off-stoichiometric cells (2); quenched glasses (3); liquid
+#: snapshots (4), the farthest from a solid.
+SEED_RANK = {
+    "input": 0,
+    "sqs": 0,
+    "sqs_off_stoichiometry": 2,
+    "sqs_off_stoichiometry_strained": 2,
+    "melt_quench": 3,
+    "melt": 4,
+}
+
+
+def strain_order(voigt) -> tuple:
+    """Sort key of a strained seed: volume changes before shears, the smallest first, compression before
+    expansion, so that consecutive seeds are a +/- pair around the unstrained volume."""
+    volume_change = (1.0 + voigt[0]) * (1.0 + voigt[1]) * (1.0 + voigt[2]) - 1.0
+    shear = max(abs(component) for component in voigt[3:])
+    return (shear > 0, round(abs(volume_change) + shear, 6), volume_change > 0)
 
 
 def select_seeds(structures: dict, count: int, liquid: bool) -> dict:
     """At most `count` seeds, taken in turn from each generation method so every kind of seed is explored,
-    the methods closest to the simulated solid first; liquid snapshots only when `liquid`."""
+    the methods closest to the simulated solid first; liquid snapshots only when `liquid`.
+
+    Exploration runs at the seeds' volumes (NVT unless pressures are given), so strained seeds come two per
+    turn, a compression and an expansion of the same size: a single strained cell shows the fit one side of
+    the equilibrium volume only. Off-stoichiometric cells come after them, so that a small budget does not
+    change composition and volume together.
+    """
+    generation = {key: node.base.attributes.get(GENERATION_ATTRIBUTE, {}) for key, node in structures.items()}
     by_method: dict[str, list[str]] = {}
     for key in sorted(structures):
-        method = structures[key].base.attributes.get("autopipe_generation", {}).get("method", "other")
+        method = generation[key].get("method", "other")
         if liquid or method != "melt":
             by_method.setdefault(method, []).append(key)
-    queues = [by_method[method] for method in sorted(by_method, key=lambda method: SEED_RANK.get(method, 1))]
+    queues = []
+    for method in sorted(by_method, key=lambda method: SEED_RANK.get(method, 1)):
+        keys = by_method[method]
+        strains = {key: generation[key].get("strain") for key in keys}
+        if all(strains.values()):
+            queues.append((sorted(keys, key=lambda key: strain_order(strains[key])), 2))
+        else:
+            queues.append((keys, 1))
     chosen = []
-    while len(chosen) < count and any(queues):
-        for keys in queues:
-            if keys and len(chosen) < count:
-                chosen.append(keys.pop(0))
+    while len(chosen) < count and any(keys for keys, _ in queues):
+        for keys, per_turn in queues:
+            taken = keys[: min(per_turn, count - len(chosen))]
+            chosen += taken
+            del keys[: len(taken)]
     return {key: structures[key] for key in chosen}
 
 
