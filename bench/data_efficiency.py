@@ -556,9 +556,15 @@ def main():
     parser.add_argument("--workdir", type=pathlib.Path, help="default: data_efficiency_work/<system>")
     parser.add_argument("--budgets", type=int, nargs="+", default=[25, 50, 100, 200])
     parser.add_argument(
-        "--aimd-lengths", type=int, nargs="+", default=[5, 10, 20, 40], help="steps of the cheaper AIMD runs"
+        "--aimd-lengths",
+        type=int,
+        nargs="*",
+        default=[5, 10, 20, 40],
+        help="steps of the cheaper AIMD runs (none: skip them)",
     )
-    parser.add_argument("--direct-budgets", type=int, nargs="+", default=[10, 25, 50])
+    parser.add_argument(
+        "--direct-budgets", type=int, nargs="*", default=[10, 25, 50], help="none: skip DIRECT one-shot"
+    )
     parser.add_argument("--stage", choices=["aimd", "direct", "pipeline", "all"], default="all")
     parser.add_argument("--plot", type=pathlib.Path, help="PNG to write (default: in --workdir)")
     parser.add_argument("--collect-pipeline", type=pathlib.Path, help=argparse.SUPPRESS)
@@ -644,12 +650,13 @@ def report(system: BenchSystem, rows, own_errors, scf_seconds, plot_path):
     best_labels, best_error = min(aimd, key=lambda point: point[1])
     print(f"\nAIMD's best force error: {best_error:.1f} meV/A with {best_labels} labels")
     print("by labels in the training set:")
-    for strategy in ("DIRECT one-shot", "pipeline"):
+    compared = [strategy for strategy in ("DIRECT one-shot", "pipeline") if curve(strategy, 1)]
+    for strategy in compared:
         print("  " + compare_with_aimd(strategy, curve(strategy, 1), aimd))
     # By DFT calculations: the cheaper AIMD runs, then the whole trajectories at their best subsampling.
     aimd_scfs = [*curve("AIMD, first L steps", 2), min(curve("AIMD", 2), key=lambda point: point[1])]
     print("by DFT calculations (SCFs) run:")
-    for strategy in ("DIRECT one-shot", "pipeline"):
+    for strategy in compared:
         print("  " + compare_with_aimd(strategy, curve(strategy, 2), sorted(aimd_scfs), "SCFs"))
 
     import matplotlib
@@ -664,6 +671,8 @@ def report(system: BenchSystem, rows, own_errors, scf_seconds, plot_path):
     for axis, (x_column, y_column, quantity) in zip(axes, panels, strict=True):
         for strategy, marker in styles:
             points = sorted((row[x_column], row[y_column]) for row in rows if row[0] == strategy)
+            if not points:  # a strategy skipped on the command line
+                continue
             axis.plot(
                 *zip(*points, strict=True), marker, label=strategy, markersize=12 if marker == "*" else 6
             )
