@@ -94,3 +94,29 @@ def test_own_upf_folder_becomes_the_family_with_its_suggested_cutoffs(aiida_prof
         "Si"
     ]
     assert config.dft_compute.ecutwfc > 20
+
+
+def test_own_upf_files_without_cutoff_hints_take_the_cutoffs_of_the_input(
+    aiida_profile, tmp_path, monkeypatch
+):
+    import shutil
+
+    from aiida_autopipe.core.errors import InputError
+    from aiida_autopipe.engines.environment import detect_environment
+
+    monkeypatch.setenv("AUTOPIPE_PSEUDO_DIR", str(tmp_path / "cache"))
+    folder = tmp_path / "lda"
+    folder.mkdir()
+    for name in ("Al.pz-vbc.UPF", "Mg.pz-n-vbc.UPF"):  # Debian's files carry no suggested cutoffs
+        shutil.copy(f"/usr/share/espresso/pseudo/{name}", folder)
+    user = {"system": {"composition": "Al7Mg"}, "dft_compute": {"pseudo_dir": "lda"}}
+    with pytest.raises(InputError, match=r"dft_compute\.pseudo_dir: .*suggests no cutoff") as error:
+        detect_environment(aiida_profile.name, user, tmp_path)
+    assert "dft_compute.ecutwfc" in error.value.fix
+
+    user["dft_compute"].update(ecutwfc=16, ecutrho=64)
+    environment = detect_environment(aiida_profile.name, user, tmp_path)
+    config = expand_config(user, environment, tmp_path)
+    assert config.dft_compute.pseudo_family.startswith("autopipe/local/LDA/")
+    assert (config.dft_compute.ecutwfc, config.dft_compute.ecutrho) == (16, 64)
+    assert environment.pseudo_family.cutoffs_ry == {"Al": (16.0, 64.0), "Mg": (16.0, 64.0)}

@@ -187,3 +187,18 @@ def test_family_from_directory_refuses_inconsistent_files(debian_pseudo, tmp_pat
         shutil.copy(debian_pseudo(name), upf_dir)
     with pytest.raises(InputError, match=problem):
         family_from_directory(upf_dir, tmp_path)
+
+
+def test_files_without_cutoff_hints_take_the_cutoffs_the_input_sets(debian_pseudo, tmp_path):
+    upf_dir = tmp_path / "mine"
+    upf_dir.mkdir()
+    for name in ("Al.pz-vbc.UPF", "Mg.pz-n-vbc.UPF"):  # LDA norm-conserving files without hints
+        shutil.copy(debian_pseudo(name), upf_dir)
+    with pytest.raises(InputError, match=r"set both dft_compute\.ecutwfc and dft_compute\.ecutrho"):
+        family_from_directory(upf_dir, tmp_path)
+
+    family = family_from_directory(upf_dir, tmp_path, user_cutoffs=(16.0, 64.0))
+    assert family.cutoffs == {element: {"cutoff_wfc": 16.0, "cutoff_rho": 64.0} for element in ("Al", "Mg")}
+    assert "dft_compute.ecutwfc" in family.cutoff_sources["Mg"]
+    assert family_from_directory(upf_dir, tmp_path, user_cutoffs=(16.0, 64.0)).label == family.label
+    assert family_from_directory(upf_dir, tmp_path, user_cutoffs=(20.0, 80.0)).label != family.label

@@ -172,7 +172,7 @@ def expand(input_file, output, protocol, profile_name):
 def run(input_file, submit, protocol, output, profile_name, postgres, postgres_host, postgres_port):
     """Expand INPUT_FILE and launch ActiveLearningWorkChain (in the foreground unless --submit)."""
     from aiida_autopipe.core.config.expand import check_user_config, load_user_config
-    from aiida_autopipe.engines.environment import user_pseudo_dir
+    from aiida_autopipe.engines.environment import user_cutoffs, user_pseudo_dir
     from aiida_autopipe.engines.pseudo_family import ensure_pseudo_family
     from aiida_autopipe.engines.setup import run_setup
 
@@ -181,7 +181,7 @@ def run(input_file, submit, protocol, output, profile_name, postgres, postgres_h
     run_setup(profile_name=profile_name, **_storage(postgres, postgres_host, postgres_port))
     pseudo_dir = user_pseudo_dir(user_data, base_dir)
     if pseudo_dir is not None:
-        ensure_pseudo_family(pseudo_dir=pseudo_dir)
+        ensure_pseudo_family(pseudo_dir=pseudo_dir, user_cutoffs=user_cutoffs(user_data))
     config = _expand(input_file, profile_name, protocol)
     from aiida_autopipe.core.config.expand import dump_full_config
     from aiida_autopipe.engines.codes import configure_launch

@@ -343,14 +343,17 @@ def _cutoffs_from_header(header: UpfHeader) -> dict[str, float] | None:
     return {"cutoff_wfc": float(header.suggested_cutoff_wfc), "cutoff_rho": float(rho)}
 
 
-def family_from_directory(upf_dir: Path | str, staging_dir: Path | str) -> OfflineFamily:
+def family_from_directory(
+    upf_dir: Path | str, staging_dir: Path | str, user_cutoffs: tuple[float, float] | None = None
+) -> OfflineFamily:
     """Check a directory of the user's UPF files and stage it as one consistent family.
 
     Every file must be readable as UPF, one per element, all with the same functional and none fully
-    relativistic (those are for spin-orbit runs). Cutoffs come from each file's suggested cutoffs; a file
-    without them is an error, because a guessed cutoff would silently give unconverged forces. Over-long lines
-    are rewrapped in the staged copy only. The label is derived from the files' contents, so the same files
-    always give the same label.
+    relativistic (those are for spin-orbit runs). Cutoffs come from each file's suggested cutoffs, else from
+    ``user_cutoffs`` (ecutwfc, ecutrho in Ry, as input.yaml sets them); a file with neither is an error,
+    because a guessed cutoff would silently give unconverged forces. Over-long lines are rewrapped in the
+    staged copy only. The label is derived from the files' contents and the user cutoffs they took, so the
+    same files and cutoffs always give the same label.
     """
     upf_dir, staging_dir = Path(upf_dir), Path(staging_dir)
     field = "dft_compute.pseudo_dir"
@@ -385,20 +388,26 @@ def family_from_directory(upf_dir: Path | str, staging_dir: Path | str) -> Offli
     family_cutoffs, sources = {}, {}
     for element, (path, header) in sorted(headers.items()):
         suggested = _cutoffs_from_header(header)
-        if suggested is None:
+        if suggested is not None:
+            family_cutoffs[element] = suggested
+            sources[element] = f"suggested cutoffs in {path.name}"
+        elif user_cutoffs is not None:
+            family_cutoffs[element] = {"cutoff_wfc": user_cutoffs[0], "cutoff_rho": user_cutoffs[1]}
+            sources[element] = f"dft_compute.ecutwfc and ecutrho of the input ({path.name} suggests none)"
+        else:
             raise InputError(
                 field,
                 f"{path.name} suggests no cutoff for {element}",
-                "install the files with `aiida-pseudo install family DIR LABEL -F pseudo.family.cutoffs "
-                "-P pseudo.upf`, set cutoffs with `aiida-pseudo family cutoffs set LABEL FILE -s normal "
-                f"-u Ry`, and name LABEL in {PSEUDO_FIELD}",
+                "set both dft_compute.ecutwfc and dft_compute.ecutrho (Ry) to cutoffs converged for these "
+                "files",
             )
-        family_cutoffs[element] = suggested
-        sources[element] = f"suggested cutoffs in {path.name}"
 
     digest = hashlib.sha256()
     for path, _ in sorted(headers.values()):
         digest.update(path.read_bytes())
+    from_user = {el: family_cutoffs[el] for el, source in sources.items() if source.startswith("dft_compute")}
+    if from_user:  # other cutoffs for the same files make another family
+        digest.update(json.dumps(from_user, sort_keys=True).encode())
     (functional,) = functionals
     target = staging_dir / f"local-{digest.hexdigest()[:12]}"
     if not target.exists():

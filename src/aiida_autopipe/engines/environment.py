@@ -60,6 +60,14 @@ def user_pseudo_dir(user_data: dict[str, Any], base_dir: Path) -> Path | None:
     return None if name is None else resolve_directory(name, base_dir, "dft_compute.pseudo_dir")
 
 
+def user_cutoffs(user_data: dict[str, Any]) -> tuple[float, float] | None:
+    """(ecutwfc, ecutrho) in Ry when input.yaml sets both: the cutoffs of its UPF files that suggest none."""
+    section = user_data.get("dft_compute") or {}
+    if section.get("ecutwfc") is None or section.get("ecutrho") is None:
+        return None
+    return float(section["ecutwfc"]), float(section["ecutrho"])
+
+
 def _pseudo_family_facts(user_data: dict[str, Any], base_dir: Path) -> PseudoFamilyFacts | None:
     from aiida_autopipe.core.pseudopotentials import family_from_directory, pseudo_cache_dir
     from aiida_autopipe.engines.pseudo_family import find_pseudo_family
@@ -68,7 +76,7 @@ def _pseudo_family_facts(user_data: dict[str, Any], base_dir: Path) -> PseudoFam
     if pseudo_dir is not None:
         staging = pseudo_cache_dir() / "local"
         staging.mkdir(parents=True, exist_ok=True)
-        family = family_from_directory(pseudo_dir, staging)
+        family = family_from_directory(pseudo_dir, staging, user_cutoffs(user_data))
         cutoffs = {el: (values["cutoff_wfc"], values["cutoff_rho"]) for el, values in family.cutoffs.items()}
         reason = f"built from the UPF files in dft_compute.pseudo_dir ({pseudo_dir}), as input.yaml asks"
         return PseudoFamilyFacts(label=family.label, source=family.source, reason=reason, cutoffs_ry=cutoffs)

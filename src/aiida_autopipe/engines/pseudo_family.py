@@ -201,9 +201,11 @@ def ensure_pseudo_family(
     elements: list[str] | None = None,
     preferred: str | None = None,
     pseudo_dir: Path | str | None = None,
+    user_cutoffs: tuple[float, float] | None = None,
 ) -> PseudoFamilyChoice:
     """Select, install if needed, and validate the pseudopotential family for ``elements``.
 
+    ``user_cutoffs`` (ecutwfc, ecutrho in Ry) serve the files of ``pseudo_dir`` that suggest no cutoff.
     Idempotent: a family installed by an earlier call is found by its label and reused. Needs a loaded
     profile.
     """
@@ -221,7 +223,7 @@ def ensure_pseudo_family(
     if pseudo_dir is not None:
         staging = pseudo_cache_dir() / "local"
         staging.mkdir(parents=True, exist_ok=True)
-        family = _install(family_from_directory(pseudo_dir, staging))
+        family = _install(family_from_directory(pseudo_dir, staging, user_cutoffs))
         reason = (
             f"built from the UPF files in dft_compute.pseudo_dir ({pseudo_dir}), as the configuration asks"
         )
