@@ -58,6 +58,23 @@ def test_search_leaves_out_bases_the_dataset_cannot_determine(aiida_profile):
     assert results["hyperparameters"].get_dict()["polynomial_degree"] == 1
 
 
+def test_a_fixed_basis_too_large_for_the_dataset_is_named_in_the_exit(pacemaker_codes, si_frames):
+    """No search checks a fixed basis: when pace_activeset gives up, the exit says which element is short."""
+    from aiida.engine import run_get_node
+
+    from aiida_autopipe.workflows.training import TrainingWorkChain
+
+    fixed = {knob: TINY[knob] for knob in ("body_order", "polynomial_degree", "radial_basis_size")}
+    overrides = {**OVERRIDES, "mlip_training": {**OVERRIDES["mlip_training"], **fixed}}
+    few = [atoms for atoms in si_frames if len(atoms) == 2][:4]  # 8 Si environments
+    builder = TrainingWorkChain.get_builder_from_protocol(
+        pacemaker_codes, dataset_node(few, "few.extxyz"), protocol="fast", overrides=overrides
+    )
+    _, node = run_get_node(builder)
+    assert node.exit_status == TrainingWorkChain.exit_codes.ERROR_TOO_FEW_ENVIRONMENTS.status
+    assert "(Si 8)" in node.exit_message and "fix a smaller basis" in node.exit_message
+
+
 @pytest.fixture(scope="module")
 def first_generation(pacemaker_codes, si_frames):
     """Search (2 bases x 2 folds) and fit on the 2-atom cells, then fine-tune on new 8-atom labels."""

@@ -27,6 +27,19 @@ TIMING_PATTERN = re.compile(r"Overall timing \(mcs/atom\):\s*([0-9.eE+-]+)")
 HISTORY_COLUMNS = ("iter_num", "loss", "rmse_epa", "rmse_f_comp", "mae_f_comp")
 
 
+def basis_size(retrieved) -> dict:
+    """Number of basis functions and of fitted coefficients, from pacemaker's final metrics."""
+    table = pd.read_csv(io.StringIO(retrieved.get_object_content("metrics.txt")), sep=r"\s+")
+    if not len(table):
+        return {}
+    last = table.iloc[-1]
+    return {
+        "n_functions": int(last["nfuncs"]),
+        "n_coefficients": int(last["ncoefs"]),
+        "iterations": int(last["iter_num"]),
+    }
+
+
 class PacemakerParser(Parser):
     """Turn a pacemaker job's retrieved files into outputs; numbered exit codes for what is missing."""
 
@@ -80,7 +93,7 @@ class PacemakerParser(Parser):
                 return self.exit_codes.ERROR_MISSING_TIMING
             output_parameters["evaluation_cost_us_per_atom_step"] = float(match.group(1))
         if "metrics.txt" in names:
-            output_parameters.update(self._basis_size(retrieved))
+            output_parameters.update(basis_size(retrieved))
         self.out("output_parameters", orm.Dict(output_parameters))
 
         for link, filename in (
@@ -156,19 +169,6 @@ class PacemakerParser(Parser):
                 history.set_array(split, table[list(HISTORY_COLUMNS)].to_numpy(dtype=float))
         history.base.attributes.set("columns", list(HISTORY_COLUMNS))
         return history
-
-    @staticmethod
-    def _basis_size(retrieved) -> dict:
-        """Number of basis functions and of fitted coefficients, from pacemaker's final metrics."""
-        table = pd.read_csv(io.StringIO(retrieved.get_object_content("metrics.txt")), sep=r"\s+")
-        if not len(table):
-            return {}
-        last = table.iloc[-1]
-        return {
-            "n_functions": int(last["nfuncs"]),
-            "n_coefficients": int(last["ncoefs"]),
-            "iterations": int(last["iter_num"]),
-        }
 
     @staticmethod
     def _stdout_tail(retrieved, names, filename) -> str:

@@ -33,6 +33,7 @@ from aiida_autopipe.core.hyperparameters import (
     underdetermined_elements,
 )
 from aiida_autopipe.core.pacemaker_input import write_labelled_frames
+from aiida_autopipe.parsers.pacemaker import basis_size
 
 MLIP_TRAINING_DEFAULTS = {
     "model": "ace",
@@ -140,6 +141,11 @@ def split_folds(dataset: orm.SinglefileData, n_folds: orm.Int, seed: orm.Int) ->
         )
         outputs[f"test_{index}"] = _dataset_node([frames[i] for i in fold], f"test_{index}.extxyz")
     return outputs
+
+
+def atomic_environments(frames) -> dict[str, int]:
+    """Atoms of each element in the dataset: what that element's active set is built from."""
+    return dict(Counter(symbol for frame in frames for symbol in frame.get_chemical_symbols()))
 
 
 def element_counts(counts: dict[str, int]) -> str:
@@ -297,8 +303,9 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
             405,
             "ERROR_TOO_FEW_ENVIRONMENTS",
             message="Atomic environments in the dataset ({counts}) are fewer than the {needed} functions per "
-            "element of the smallest basis searched, so no active set can be built: label more structures "
-            "with these elements (a larger exploration.initial_label_budget or larger cells).",
+            "element of {basis}, so no active set can be built: label more structures with these elements "
+            "(a larger exploration.initial_label_budget or larger cells) or fix a smaller basis in "
+            "mlip_training.",
         )
 
     @classmethod
@@ -374,10 +381,7 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
             return self.exit_codes.ERROR_TIMING_CODE_REQUIRED
         frames = labelled_frames(self.inputs.dataset)
         n_frames = len(frames)
-        # what every element's active set will be built from: all atoms of the whole dataset
-        self.ctx.environments = dict(
-            Counter(symbol for frame in frames for symbol in frame.get_chemical_symbols())
-        )
+        self.ctx.environments = atomic_environments(frames)
         if n_frames < self.ctx.search["n_folds"]:
             return self.exit_codes.ERROR_TOO_FEW_FRAMES.format(
                 n_frames=n_frames, n_folds=self.ctx.search["n_folds"]
@@ -418,7 +422,9 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
         short = underdetermined_elements(smallest, environments) if smallest else {}
         if short:
             return self.exit_codes.ERROR_TOO_FEW_ENVIRONMENTS.format(
-                counts=element_counts(short), needed=functions_per_element(smallest, len(environments))
+                counts=element_counts(short),
+                needed=functions_per_element(smallest, len(environments)),
+                basis="the smallest basis searched",
             )
         selection = select_basis(
             orm.List(self.ctx.grid),
@@ -446,8 +452,21 @@ class TrainingWorkChain(ProtocolMixin, WorkChain):
         return ToContext(fit=self.submit(PacemakerCalculation, **inputs))
 
     def inspect_fit(self):
-        if not self.ctx.fit.is_finished_ok:
-            return self.exit_codes.ERROR_FIT_FAILED.format(message=self.ctx.fit.exit_message)
+        fit = self.ctx.fit
+        if fit.exit_status == PacemakerCalculation.exit_codes.ERROR_MISSING_ACTIVE_SET.status:
+            # A fixed basis was never checked against the dataset: say why pace_activeset gave up.
+            n_functions = basis_size(fit.outputs.retrieved).get("n_functions")
+            environments = atomic_environments(labelled_frames(self.inputs.dataset))
+            short = underdetermined_elements(n_functions, environments) if n_functions else {}
+            if short:
+                basis = {knob: self.ctx.hyperparameters[knob] for knob in KNOBS}
+                return self.exit_codes.ERROR_TOO_FEW_ENVIRONMENTS.format(
+                    counts=element_counts(short),
+                    needed=functions_per_element(n_functions, len(environments)),
+                    basis=f"the basis {basis} ({n_functions} functions)",
+                )
+        if not fit.is_finished_ok:
+            return self.exit_codes.ERROR_FIT_FAILED.format(message=fit.exit_message)
         self.ctx.final = self.ctx.fit
         if "reference" in self.ctx.fit.outputs:
             self.ctx.reference = self.ctx.fit.outputs.reference  # per-element energies refitted to this fit
