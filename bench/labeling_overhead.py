@@ -18,8 +18,12 @@ With --batch, all structures go to one LabelingWorkChain, one pw.x run at a time
 way the pipeline labels; its jobs are then rerun by hand one after the other. The overhead per label is the
 batch's wall time minus the raw runs', divided by the number of labels.
 
+With --protocol, the labels are the ones the product makes for Si8 on this machine: the offline
+PseudoDojo family's Si and its cutoff hint (the fallback without SSSP) and the protocol's k-point density,
+instead of the cheap default setting (Debian's Si.pbe-rrkj.UPF at --ecutwfc, --kpoints-density).
+
     uv run python bench/labeling_overhead.py [--structures 3] [--ecutwfc 30] [--kpoints-density 0.25]
-        [--ranks 1] [--batch]
+        [--ranks 1] [--batch] [--protocol fast|balanced|stringent]
 """
 
 import argparse
@@ -41,14 +45,14 @@ os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
 import numpy as np
 import psutil
 
-PSEUDO = pathlib.Path("/usr/share/espresso/pseudo/Si.pbe-rrkj.UPF")
+DEBIAN_PSEUDO = pathlib.Path("/usr/share/espresso/pseudo/Si.pbe-rrkj.UPF")
 PW = shutil.which("pw.x") or "/usr/bin/pw.x"
 #: Seconds a submitted label may wait for the daemon before its task is sent again.
 STUCK_SECONDS = 60
 
 
-def make_profile(workdir):
-    """Profile, localhost Computer and pw Code as `mlip-pipe setup` makes them, plus a one-element family."""
+def make_profile(workdir, pseudo):
+    """Profile, localhost Computer and pw Code as `mlip-pipe setup` makes them, plus a family of one UPF."""
     from aiida.plugins import DataFactory, GroupFactory
 
     from aiida_autopipe.engines.codes import ensure_code, ensure_localhost
@@ -59,7 +63,7 @@ def make_profile(workdir):
     ensure_code("pw", computer, PW)
     folder = workdir / "pseudo"
     folder.mkdir()
-    shutil.copy(PSEUDO, folder / PSEUDO.name)
+    shutil.copy(pseudo, folder / pseudo.name)
     family = GroupFactory("pseudo.family.cutoffs").create_from_folder(
         folder, "bench-si", pseudo_type=DataFactory("pseudo.upf")
     )
@@ -98,8 +102,12 @@ def wait_for_worker(timeout=120):
 
 
 def pw_cpu_seconds(text):
-    """pw.x's own CPU time from the PWSCF line of its output."""
-    return float(re.search(r"PWSCF\s+:\s+([\d.]+)s CPU", text).group(1))
+    """pw.x's own CPU time from the PWSCF line of its output (h, m and s parts: '6m 1.24s CPU')."""
+    cpu = re.search(r"PWSCF\s+:(.*?)CPU", text).group(1)
+    return sum(
+        float(value) * {"h": 3600, "m": 60, "s": 1}[unit]
+        for value, unit in re.findall(r"([\d.]+)([hms])", cpu)
+    )
 
 
 def raw_pw(calculation, workdir):
@@ -174,17 +182,11 @@ def label(code, structures, family, args):
 
     from aiida_autopipe.workflows.labeling import LabelingWorkChain
 
+    dft_compute = {"max_concurrent": 1, "mpi_ranks": args.ranks}
+    if not args.protocol:
+        dft_compute["kpoints_density"] = args.kpoints_density
     builder = LabelingWorkChain.get_builder_from_protocol(
-        code,
-        structures,
-        family.label,
-        overrides={
-            "dft_compute": {
-                "kpoints_density": args.kpoints_density,
-                "max_concurrent": 1,
-                "mpi_ranks": args.ranks,
-            }
-        },
+        code, structures, family.label, protocol=args.protocol, overrides={"dft_compute": dft_compute}
     )
     submitted_at = time.time()
     start = time.perf_counter()
@@ -308,19 +310,34 @@ def main():
     parser.add_argument("--kpoints-density", type=float, default=0.25)
     parser.add_argument("--ranks", type=int, default=1, help="MPI ranks per pw.x run")
     parser.add_argument("--batch", action="store_true", help="all structures in one LabelingWorkChain")
+    parser.add_argument(
+        "--protocol",
+        choices=["fast", "balanced", "stringent"],
+        help="label as the product does: offline PseudoDojo Si, its cutoff hint, the protocol's k-points",
+    )
     args = parser.parse_args()
 
     from aiida import orm
     from aiida.engine.daemon.client import get_daemon_client
 
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="autopipe-bench-"))
-    code, family = make_profile(workdir)
-    family.set_cutoffs(
-        {"Si": {"cutoff_wfc": args.ecutwfc, "cutoff_rho": 4 * args.ecutwfc}}, "normal", unit="Ry"
-    )
+    if args.protocol:
+        from aiida_autopipe.core.pseudopotentials import provision_offline_family
+        from aiida_autopipe.workflows.labeling import LabelingWorkChain
+
+        offline = provision_offline_family()
+        pseudo, cutoffs = offline.upf_dir / "Si.upf", offline.cutoffs["Si"]
+        protocol_inputs = LabelingWorkChain.get_protocol_inputs(args.protocol)
+        kpoints_density = protocol_inputs["dft_compute"]["kpoints_density"]
+        setting = f"the {args.protocol} protocol with {offline.label} Si ({offline.cutoff_sources['Si']})"
+    else:
+        pseudo, kpoints_density, setting = DEBIAN_PSEUDO, args.kpoints_density, DEBIAN_PSEUDO.name
+        cutoffs = {"cutoff_wfc": args.ecutwfc, "cutoff_rho": 4 * args.ecutwfc}
+    code, family = make_profile(workdir, pseudo)
+    family.set_cutoffs({"Si": cutoffs}, "normal", unit="Ry")
     print(
-        f"Si8 displaced, ecutwfc {args.ecutwfc} Ry, kpoints_density {args.kpoints_density} 1/A, "
-        f"{args.ranks} MPI rank(s)"
+        f"Si8 displaced, {setting}: ecutwfc {cutoffs['cutoff_wfc']} Ry, "
+        f"kpoints_density {kpoints_density} 1/A, {args.ranks} MPI rank(s)"
     )
     print(
         f"pw.x job environment (Code prepend_text): {orm.load_code(code).prepend_text.replace(chr(10), '; ')}"
