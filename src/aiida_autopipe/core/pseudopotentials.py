@@ -385,14 +385,17 @@ def family_from_directory(
             f"fully-relativistic files for {', '.join(full)}",
             "use scalar-relativistic files (fully-relativistic ones are for spin-orbit runs only)",
         )
-    family_cutoffs, sources = {}, {}
+    family_cutoffs, sources, from_user = {}, {}, {}
     for element, (path, header) in sorted(headers.items()):
         suggested = _cutoffs_from_header(header)
         if suggested is not None:
             family_cutoffs[element] = suggested
             sources[element] = f"suggested cutoffs in {path.name}"
         elif user_cutoffs is not None:
-            family_cutoffs[element] = {"cutoff_wfc": user_cutoffs[0], "cutoff_rho": user_cutoffs[1]}
+            family_cutoffs[element] = from_user[element] = {
+                "cutoff_wfc": user_cutoffs[0],
+                "cutoff_rho": user_cutoffs[1],
+            }
             sources[element] = f"dft_compute.ecutwfc and ecutrho of the input ({path.name} suggests none)"
         else:
             raise InputError(
@@ -405,7 +408,6 @@ def family_from_directory(
     digest = hashlib.sha256()
     for path, _ in sorted(headers.values()):
         digest.update(path.read_bytes())
-    from_user = {el: family_cutoffs[el] for el, source in sources.items() if source.startswith("dft_compute")}
     if from_user:  # other cutoffs for the same files make another family
         digest.update(json.dumps(from_user, sort_keys=True).encode())
     (functional,) = functionals
