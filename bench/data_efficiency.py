@@ -393,7 +393,8 @@ def pipeline_run(system: BenchSystem, workdir: pathlib.Path) -> pathlib.Path:
     bin_dir = pathlib.Path(sys.executable).parent
     commands = [[bin_dir / "mlip-pipe", "setup", "--profile", "bench"]]
     if system.own_pseudopotentials:
-        # UPF files without cutoff hints: installed with the bench's cutoffs, the way `mlip-pipe` tells a user
+        # UPF files without cutoff hints: installed as a named family with the bench's cutoffs (the alloy runs
+        # so far were measured this way; dft_compute.pseudo_dir with ecutwfc/ecutrho now does the same)
         pseudo_dir = folder / "pseudos"
         pseudo_dir.mkdir(exist_ok=True)
         for path in system.pseudopotentials().values():
